@@ -1,0 +1,143 @@
+import {
+  type ArchiveChunkMessage,
+  type ChunkRow,
+  type Config,
+  errorMessage,
+  logEvent,
+  PartsExhaustedError,
+  type RunRow,
+} from "@path-stats/shared";
+import { nanoid } from "nanoid";
+import { finalizeRun } from "./finalize-run.ts";
+import { streamChunkToParts } from "./stream-chunk.ts";
+
+/** A failure that no retry can fix: the run is failed and its upload aborted. */
+export class PermanentChunkError extends Error {
+  override name = "PermanentChunkError";
+}
+
+export type ChunkOutcome =
+  | { kind: "archived" }
+  | { kind: "already_archived" }
+  | { kind: "run_closed"; status: string }
+  | { kind: "busy"; retryAfterSeconds: number };
+
+/**
+ * Archives one chunk: claims it, streams its rows into its parts, records the
+ * result, then tries to finalize the run.
+ *
+ * The claim (a token with a lease) keeps two deliveries of one chunk from
+ * uploading the same part numbers at once, where the part left in R2 could
+ * differ from the etag recorded. A claim older than the lease belongs to a
+ * consumer that died (an invocation lives at most 15 minutes) and is taken over.
+ */
+export async function archiveChunk(
+  env: Env,
+  config: Config,
+  message: ArchiveChunkMessage,
+  now: Date,
+): Promise<ChunkOutcome> {
+  const db = env.D1;
+  const token = nanoid();
+  const cutoff = new Date(now.getTime() - config.LEASE_SECONDS * 1000).toISOString();
+  const claimed = await db
+    .prepare(
+      `UPDATE archive_chunks SET claim_token = ?1, claimed_at = ?2, attempts = attempts + 1
+       WHERE run_id = ?3 AND chunk_index = ?4 AND state = 'pending'
+         AND (claim_token IS NULL OR claimed_at < ?5)
+         AND EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?3 AND status = 'archiving')
+       RETURNING *`,
+    )
+    .bind(token, now.toISOString(), message.runId, message.chunkIndex, cutoff)
+    .first<ChunkRow>();
+  const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
+  if (!run) throw new PermanentChunkError(`run ${message.runId} does not exist`);
+
+  if (!claimed) {
+    const chunk = await db
+      .prepare("SELECT state, claimed_at FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
+      .bind(message.runId, message.chunkIndex)
+      .first<Pick<ChunkRow, "state" | "claimed_at">>();
+    if (!chunk) throw new PermanentChunkError(`run ${message.runId} has no chunk ${message.chunkIndex}`);
+    if (run.status === "failed" || run.status === "archived") return { kind: "run_closed", status: run.status };
+    if (chunk.state === "archived") {
+      // A redelivery, or the retry of a finalization that failed: finish the run if it can be.
+      await finalizeRun(env, config, run.run_id, now);
+      return { kind: "already_archived" };
+    }
+    const heldFor = (now.getTime() - Date.parse(chunk.claimed_at ?? now.toISOString())) / 1000;
+    return { kind: "busy", retryAfterSeconds: Math.max(5, Math.ceil(config.LEASE_SECONDS - heldFor)) };
+  }
+
+  const started = Date.now();
+  const isLastChunk = claimed.chunk_index === run.chunk_count - 1;
+  let result: Awaited<ReturnType<typeof streamChunkToParts>>;
+  try {
+    result = await streamChunkToParts({
+      db,
+      upload: env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id),
+      date: run.date,
+      chunk: claimed,
+      partSize: run.part_size,
+      pageRows: config.PAGE_ROWS,
+      isLastChunk,
+    });
+  } catch (error) {
+    // Release the claim so the retry can start at once, and keep the error for operators.
+    await db
+      .prepare(
+        "UPDATE archive_chunks SET claim_token = NULL, last_error = ?1 WHERE run_id = ?2 AND chunk_index = ?3 AND claim_token = ?4",
+      )
+      .bind(errorMessage(error), run.run_id, claimed.chunk_index, token)
+      .run();
+    if (error instanceof PartsExhaustedError) throw new PermanentChunkError(error.message);
+    throw error;
+  }
+
+  const recorded = await db
+    .prepare(
+      `UPDATE archive_chunks SET state = 'archived', claim_token = NULL, last_error = NULL,
+         rows = ?1, raw_bytes = ?2, gz_bytes = ?3, padding_bytes = ?4, parts = ?5, columns = ?6, sha256 = ?7,
+         rows_read = ?8, peak_buffered_bytes = ?9, duration_ms = ?10, archived_at = ?11
+       WHERE run_id = ?12 AND chunk_index = ?13 AND claim_token = ?14 AND state = 'pending'`,
+    )
+    .bind(
+      result.rows,
+      result.rawBytes,
+      result.gzBytes,
+      result.paddingBytes,
+      JSON.stringify(result.parts),
+      JSON.stringify(result.columns),
+      result.sha256,
+      result.rowsRead,
+      result.peakBufferedBytes,
+      Date.now() - started,
+      new Date().toISOString(),
+      run.run_id,
+      claimed.chunk_index,
+      token,
+    )
+    .run();
+  if (recorded.meta.changes !== 1) {
+    // Our lease ran out and another delivery took the chunk over; it records its own result.
+    logEvent("archive.claim_lost", { runId: run.run_id, date: run.date, chunk: claimed.chunk_index });
+    return { kind: "already_archived" };
+  }
+  logEvent("archive.chunk_archived", {
+    runId: run.run_id,
+    date: run.date,
+    chunk: claimed.chunk_index,
+    rowidLo: claimed.rowid_lo,
+    rowidHi: claimed.rowid_hi,
+    rows: result.rows,
+    plannedRows: claimed.planned_rows,
+    parts: result.parts.map((p) => p.partNumber),
+    gzBytes: result.gzBytes,
+    paddingBytes: result.paddingBytes,
+    rowsRead: result.rowsRead,
+    peakBufferedBytes: result.peakBufferedBytes,
+    ms: Date.now() - started,
+  });
+  await finalizeRun(env, config, run.run_id, new Date());
+  return { kind: "archived" };
+}

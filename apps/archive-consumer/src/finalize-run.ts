@@ -1,0 +1,171 @@
+import {
+  ARCHIVE_TABLE,
+  type ChunkRow,
+  type Config,
+  errorMessage,
+  logEvent,
+  type Manifest,
+  type RunRow,
+  type UploadedPart,
+} from "@path-stats/shared";
+import { nanoid } from "nanoid";
+
+export type FinalizeOutcome = "finalized" | "not_ready" | "in_progress";
+
+/**
+ * Completes a run whose chunks are all archived: completes the multipart
+ * upload, writes the manifest (the commit point), fills archive_metadata and
+ * marks the run archived.
+ *
+ * Exactly one invocation finalizes: the move from 'archiving' to 'finalizing'
+ * is one conditional UPDATE that only succeeds once every chunk is archived.
+ * A finalizer that died is taken over after the lease; every step is safe to
+ * repeat (a second complete() fails with NoSuchUpload, so the object is
+ * checked instead).
+ */
+export async function finalizeRun(env: Env, config: Config, runId: string, now: Date): Promise<FinalizeOutcome> {
+  const db = env.D1;
+  const token = nanoid();
+  const cutoff = new Date(now.getTime() - config.LEASE_SECONDS * 1000).toISOString();
+  const claim = await db
+    .prepare(
+      `UPDATE archive_runs SET status = 'finalizing', finalize_token = ?1, finalize_started_at = ?2
+       WHERE run_id = ?3
+         AND (status = 'archiving' OR (status = 'finalizing' AND finalize_started_at < ?4))
+         AND NOT EXISTS (SELECT 1 FROM archive_chunks WHERE run_id = ?3 AND state <> 'archived')`,
+    )
+    .bind(token, now.toISOString(), runId, cutoff)
+    .run();
+  if (claim.meta.changes !== 1) {
+    const run = await db.prepare("SELECT status FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>();
+    return run?.status === "finalizing" ? "in_progress" : "not_ready";
+  }
+
+  try {
+    await commitRun(env, runId, token);
+    return "finalized";
+  } catch (error) {
+    // Hand the run back so the retried message can finalize it again at once.
+    await db
+      .prepare(
+        "UPDATE archive_runs SET status = 'archiving', finalize_token = NULL, error = ?1 WHERE run_id = ?2 AND finalize_token = ?3",
+      )
+      .bind(`finalize: ${errorMessage(error)}`, runId, token)
+      .run();
+    throw error;
+  }
+}
+
+async function commitRun(env: Env, runId: string, token: string): Promise<void> {
+  const db = env.D1;
+  const bucket = env.R2_ARCHIVE;
+  const run = (await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>()) as RunRow;
+  const { results: chunks } = await db
+    .prepare("SELECT * FROM archive_chunks WHERE run_id = ?1 ORDER BY chunk_index")
+    .bind(runId)
+    .all<ChunkRow>();
+
+  const manifestChunks = chunks.map((c) => {
+    const parts = JSON.parse(c.parts ?? "[]") as UploadedPart[];
+    return {
+      index: c.chunk_index,
+      rowidLo: c.rowid_lo,
+      rowidHi: c.rowid_hi,
+      rows: c.rows ?? 0,
+      rawBytes: c.raw_bytes ?? 0,
+      gzBytes: c.gz_bytes ?? 0,
+      paddingBytes: c.padding_bytes ?? 0,
+      partNumbers: parts.map((p) => p.partNumber),
+      parts,
+      sha256: c.sha256 ?? "",
+    };
+  });
+  const parts = manifestChunks.flatMap((c) => c.parts).sort((a, b) => a.partNumber - b.partNumber);
+  const objectBytes = parts.reduce((sum, p) => sum + p.size, 0);
+  const rows = manifestChunks.reduce((sum, c) => sum + c.rows, 0);
+  const rawBytes = manifestChunks.reduce((sum, c) => sum + c.rawBytes, 0);
+  const rowsRead = chunks.reduce((sum, c) => sum + (c.rows_read ?? 0), 0);
+  if (parts.length === 0) throw new Error(`run ${runId} archived no rows: its rows left D1 after planning`);
+
+  const upload = bucket.resumeMultipartUpload(run.object_key, run.upload_id);
+  try {
+    await upload.complete(parts.map(({ partNumber, etag }) => ({ partNumber, etag })));
+  } catch (error) {
+    // A finalization retried after complete() succeeded: the upload is gone, the object is there.
+    const head = await bucket.head(run.object_key);
+    if (head?.size !== objectBytes) throw error;
+  }
+
+  const completedAt = new Date().toISOString();
+  const manifest: Manifest = {
+    version: 1,
+    table: ARCHIVE_TABLE,
+    date: run.date,
+    runId,
+    objectKey: run.object_key,
+    format: "jsonl+gzip",
+    partSize: run.part_size,
+    rows,
+    rawBytes,
+    objectBytes,
+    rowidLo: run.rowid_lo,
+    rowidHi: run.rowid_hi,
+    columns: JSON.parse(chunks.find((c) => c.rows)?.columns ?? "[]") as string[],
+    createdAt: run.created_at,
+    completedAt,
+    chunks: manifestChunks,
+  };
+  await bucket.put(run.manifest_key, JSON.stringify(manifest, null, 2), {
+    httpMetadata: { contentType: "application/json" },
+  });
+
+  await db.batch([
+    db
+      .prepare(
+        `UPDATE archive_runs SET status = 'archived', finalize_token = NULL, error = NULL, archived_rows = ?1,
+           raw_bytes = ?2, object_bytes = ?3, part_count = ?4, rows_read = ?5, archived_at = ?6
+         WHERE run_id = ?7 AND finalize_token = ?8`,
+      )
+      .bind(rows, rawBytes, objectBytes, parts.length, rowsRead, completedAt, runId, token),
+    // One row per date over all its committed runs; a new archive means D1 holds rows again to clean.
+    db
+      .prepare(
+        `INSERT INTO archive_metadata (date, r2_path, event_count, file_size, archived_at, d1_cleaned, cleaned_at)
+         SELECT ?1, ?2, SUM(archived_rows), SUM(object_bytes), ?3, 0, NULL
+           FROM archive_runs WHERE date = ?1 AND status = 'archived'
+         ON CONFLICT (date) DO UPDATE SET r2_path = excluded.r2_path, event_count = excluded.event_count,
+           file_size = excluded.file_size, archived_at = excluded.archived_at, d1_cleaned = 0, cleaned_at = NULL`,
+      )
+      .bind(run.date, run.object_key, completedAt),
+  ]);
+  if (rows !== run.planned_rows) {
+    logEvent("archive.rows_differ_from_plan", { runId, date: run.date, planned: run.planned_rows, archived: rows });
+  }
+  logEvent("archive.finalized", {
+    runId,
+    date: run.date,
+    rows,
+    rawBytes,
+    objectBytes,
+    parts: parts.length,
+    rowsRead,
+    objectKey: run.object_key,
+  });
+}
+
+/** Fails a run for good: records why, then aborts its multipart upload so R2 keeps nothing of it. */
+export async function failRun(env: Env, runId: string, reason: string, now: Date): Promise<void> {
+  const run = await env.D1.prepare(
+    `UPDATE archive_runs SET status = 'failed', error = ?1, failed_at = ?2, finalize_token = NULL
+     WHERE run_id = ?3 AND status IN ('archiving', 'finalizing') RETURNING *`,
+  )
+    .bind(reason, now.toISOString(), runId)
+    .first<RunRow>();
+  if (!run) return;
+  logEvent("archive.run_failed", { runId, date: run.date, error: reason });
+  try {
+    await env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id).abort();
+  } catch (error) {
+    logEvent("archive.abort_failed", { runId, date: run.date, error: errorMessage(error) });
+  }
+}

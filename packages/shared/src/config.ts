@@ -1,0 +1,54 @@
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+
+const intVar = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: "custom", message: `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+/** Wrangler vars shared by the three Workers; every one has a default. */
+const ConfigVars = z.object({
+  /**
+   * Bytes per multipart part. R2 needs at least 5 MiB for every part but the
+   * last. A multiple of 64 KiB keeps every chunk's gzip member starting on a
+   * 32 KiB boundary of the object: DuckDB 1.5 was seen to drop a small member
+   * that starts 14 bytes before such a boundary.
+   */
+  PART_SIZE_BYTES: intVar(5 * MiB, 5 * MiB, 100 * MiB).refine(
+    (n) => n % (64 * 1024) === 0,
+    "must be a multiple of 65536",
+  ),
+  /** Parts one chunk aims to fill: bigger chunks mean fewer messages and less padding overall. */
+  PARTS_PER_CHUNK: intVar(4, 1, 100),
+  /** Rows per D1 keyset page. */
+  PAGE_ROWS: intVar(5000, 1, 50_000),
+  /** A claim on a chunk or a finalization older than this is taken to be dead (a consumer runs at most 15 min). */
+  LEASE_SECONDS: intVar(960, 1, 86_400),
+  /** Closed days kept in D1 before cleanup. */
+  HOT_DAYS: intVar(3, 0, 365),
+});
+export type Config = z.output<typeof ConfigVars>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads the configuration from a Worker's env, refusing bad values loudly. */
+export function readConfig(env: Partial<Record<keyof Config, string>>): Config {
+  const parsed = ConfigVars.safeParse(env);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new ConfigError(`invalid configuration: ${detail}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,80 @@
+/**
+ * Padding for R2 multipart parts made of gzip.
+ *
+ * R2 needs every part but the last to be exactly the same size. A chunk's
+ * compressed bytes rarely end on a part boundary, so the gap is filled with
+ * empty gzip members: concatenated members are one valid gzip file (RFC 1952
+ * §2.2) and an empty member decompresses to nothing. Each member carries an
+ * FEXTRA field whose length makes the padding exact. Readers checked: gzip -d,
+ * Python's gzip, Node's zlib and DuckDB's read_json. DuckDB refuses an FEXTRA
+ * header over 32 KiB and any FCOMMENT, so padding uses several FEXTRA members of at
+ * most MAX_XLEN bytes each and never FCOMMENT.
+ */
+
+/**
+ * Largest FEXTRA length (XLEN) DuckDB reads: it refuses a member whose header
+ * (10 fixed bytes, 2 of XLEN, then the field) is over 32 KiB.
+ */
+export const MAX_XLEN = 32 * 1024 - 12;
+/** An empty member with an FEXTRA field of length 0. */
+export const MIN_MEMBER_BYTES = 22;
+/** An FEXTRA field with one subfield needs 4 bytes of subfield header. */
+const SUBFIELD_HEADER = 4;
+const MIN_SUBFIELD_MEMBER = MIN_MEMBER_BYTES + SUBFIELD_HEADER;
+export const MAX_MEMBER_BYTES = MIN_MEMBER_BYTES + MAX_XLEN;
+
+/** Subfield id "PD" (padding): any SI1/SI2 pair with SI2 != 0 is allowed. */
+const SI1 = 0x50;
+const SI2 = 0x44;
+
+/**
+ * Whether a member of exactly `size` bytes exists. The extra field is either
+ * empty (22 bytes) or one well-formed subfield (26 bytes and up), so 23–25
+ * are impossible.
+ */
+function isMemberSize(size: number): boolean {
+  return size === MIN_MEMBER_BYTES || (size >= MIN_SUBFIELD_MEMBER && size <= MAX_MEMBER_BYTES);
+}
+
+/** One empty gzip member of exactly `size` bytes. */
+export function emptyMember(size: number): Uint8Array {
+  if (!isMemberSize(size)) throw new RangeError(`no empty gzip member has ${size} bytes`);
+  const xlen = size - MIN_MEMBER_BYTES;
+  const member = new Uint8Array(size); // zero-filled: MTIME, CRC32 and ISIZE are 0
+  member.set([0x1f, 0x8b, 8, 0x04 /* FLG.FEXTRA */, 0, 0, 0, 0, 0, 255 /* OS unknown */]);
+  member[10] = xlen & 0xff;
+  member[11] = xlen >> 8;
+  if (xlen > 0) {
+    const len = xlen - SUBFIELD_HEADER;
+    member.set([SI1, SI2, len & 0xff, len >> 8], 12);
+  }
+  // A final fixed-Huffman block holding only end-of-block: an empty deflate stream.
+  member.set([0x03, 0x00], 12 + xlen);
+  return member;
+}
+
+/** Whether a gap of `gap` bytes can be filled exactly with empty members. */
+export function canPad(gap: number): boolean {
+  return gap === 0 || gap === MIN_MEMBER_BYTES || gap >= MIN_SUBFIELD_MEMBER;
+}
+
+/**
+ * The sizes of the members that fill `gap` bytes exactly, largest first,
+ * never leaving a remainder that no member can fill.
+ */
+export function paddingMemberSizes(gap: number): number[] {
+  if (!Number.isInteger(gap) || !canPad(gap)) throw new RangeError(`cannot pad a gap of ${gap} bytes`);
+  const sizes: number[] = [];
+  let left = gap;
+  while (left > 0) {
+    if (left <= MAX_MEMBER_BYTES) {
+      sizes.push(left);
+      break;
+    }
+    const rest = left - MAX_MEMBER_BYTES;
+    const size = rest >= MIN_SUBFIELD_MEMBER ? MAX_MEMBER_BYTES : left - MIN_SUBFIELD_MEMBER;
+    sizes.push(size);
+    left -= size;
+  }
+  return sizes;
+}

@@ -1,0 +1,10 @@
+export * from "./chunk-plan.ts";
+export * from "./config.ts";
+export * from "./dates.ts";
+export * from "./gzip-padding.ts";
+export * from "./jsonl.ts";
+export * from "./keys.ts";
+export * from "./log.ts";
+export * from "./messages.ts";
+export * from "./part-cutter.ts";
+export type * from "./rows.ts";

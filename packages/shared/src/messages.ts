@@ -1,0 +1,55 @@
+import { z } from "zod";
+import { isCalendarDate } from "./dates.ts";
+
+const calendarDate = z.string().refine(isCalendarDate, "must be a real calendar date YYYY-MM-DD");
+const runId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+/** One chunk of an archive run: the consumer reads its range and parts from D1. */
+export const ArchiveChunkMessage = z.object({
+  version: z.literal(1),
+  runId,
+  date: calendarDate,
+  chunkIndex: z.number().int().min(0),
+});
+export type ArchiveChunkMessage = z.infer<typeof ArchiveChunkMessage>;
+
+const ManifestPart = z.object({
+  partNumber: z.number().int().min(1).max(10_000),
+  etag: z.string(),
+  size: z.number().int().positive(),
+});
+
+export const ManifestChunk = z.object({
+  index: z.number().int().min(0),
+  rowidLo: z.number().int(),
+  rowidHi: z.number().int(),
+  rows: z.number().int().min(0),
+  rawBytes: z.number().int().min(0),
+  gzBytes: z.number().int().min(0),
+  paddingBytes: z.number().int().min(0),
+  partNumbers: z.array(z.number().int()),
+  parts: z.array(ManifestPart),
+  /** SHA-256 (hex) of the chunk's JSON Lines bytes, recomputable from D1. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ManifestChunk = z.infer<typeof ManifestChunk>;
+
+export const Manifest = z.object({
+  version: z.literal(1),
+  table: z.string(),
+  date: calendarDate,
+  runId,
+  objectKey: z.string(),
+  format: z.literal("jsonl+gzip"),
+  partSize: z.number().int().positive(),
+  rows: z.number().int().min(0),
+  rawBytes: z.number().int().min(0),
+  objectBytes: z.number().int().min(0),
+  rowidLo: z.number().int(),
+  rowidHi: z.number().int(),
+  columns: z.array(z.string()),
+  createdAt: z.string(),
+  completedAt: z.string(),
+  chunks: z.array(ManifestChunk),
+});
+export type Manifest = z.infer<typeof Manifest>;
