@@ -6,12 +6,12 @@ import producer from "../src/index.ts";
 export default {
   fetch: producer.fetch,
   scheduled: producer.scheduled,
-  async queue(batch, env, ctx) {
+  async queue(batch, env) {
     switch (batch.queue) {
       case "archive-chunks":
-        return archiveConsumer.queue(batch, env, ctx);
+        return archiveConsumer.queue(batch, env);
       case "cleanup-ranges":
-        return cleanupConsumer.queue(batch, env, ctx);
+        return cleanupConsumer.queue(batch);
       default:
         throw new Error(`no consumer for queue ${batch.queue}`);
     }
