@@ -41,7 +41,12 @@ export async function streamChunkToParts(options: {
 }): Promise<ChunkResult> {
   const { db, upload, date, chunk, partSize, pageRows, isLastChunk } = options;
   const statement = db.prepare(PAGE_SQL);
-  const fetchPage = (after: number) => statement.bind(date, after, chunk.rowid_hi, pageRows).all<Row>();
+  const fetchPage = (after: number) => {
+    const page = statement.bind(date, after, chunk.rowid_hi, pageRows).all<Row>();
+    // The next page is fetched ahead; its failure surfaces when it is awaited, not as an unhandled rejection.
+    page.catch(() => {});
+    return page;
+  };
 
   let rows = 0;
   let rawBytes = 0;
@@ -86,11 +91,14 @@ export async function streamChunkToParts(options: {
     upload: async (partNumber, bytes) => (await upload.uploadPart(partNumber, bytes)).etag,
   });
   const reader = jsonl.getReader();
+  // Errors reach us through read() and write(); the closed promises would only report them twice.
+  reader.closed.catch(() => {});
   const first = await reader.read();
   if (!first.done) {
     // Only a chunk with rows writes a gzip member: an empty one adds no bytes and no part.
     const gzip = new CompressionStream("gzip");
     const writer = gzip.writable.getWriter();
+    writer.closed.catch(() => {});
     const pump = (async () => {
       try {
         await writer.write(first.value);
@@ -102,14 +110,16 @@ export async function streamChunkToParts(options: {
         throw error;
       }
     })();
+    // Observed now, awaited below: it may fail while the compressed side is still being read.
+    pump.catch(() => {});
     const compressed = gzip.readable.getReader();
+    compressed.closed.catch(() => {});
     try {
       for (let c = await compressed.read(); !c.done; c = await compressed.read()) await cutter.write(c.value);
     } catch (error) {
       // A failed upload stops the reading side as well.
       await compressed.cancel(error).catch(() => {});
       await reader.cancel(error).catch(() => {});
-      await pump.catch(() => {});
       throw error;
     }
     await pump;

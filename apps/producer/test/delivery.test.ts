@@ -1,0 +1,132 @@
+import { env } from "cloudflare:workers";
+import type { ChunkRow, RunRow } from "@path-stats/shared";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { planArchive } from "../src/plan-archive.ts";
+import { capturingQueue, deliver, failingPageReads, failingUploadParts } from "./faults.ts";
+import { archiveLines, d1Rows, event, insertEvents, noise, random } from "./helpers.ts";
+
+const NOW = new Date("2026-04-10T08:00:00Z");
+
+/** Plans a date without sending: the test delivers the chunk messages itself. */
+async function planHeld(date: string) {
+  const queue = capturingQueue();
+  const planned = await planArchive({ ...env, ARCHIVE_QUEUE: queue }, date, NOW);
+  if (planned.outcome !== "planned") throw new Error(`expected a new run, got ${planned.outcome}`);
+  return { run: planned.run, messages: queue.sent };
+}
+
+async function runRow(runId: string): Promise<RunRow> {
+  return (await env.D1.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>()) as RunRow;
+}
+
+async function chunkRows(runId: string): Promise<ChunkRow[]> {
+  const { results } = await env.D1.prepare("SELECT * FROM archive_chunks WHERE run_id = ?1 ORDER BY chunk_index")
+    .bind(runId)
+    .all<ChunkRow>();
+  return results;
+}
+
+/** Rows big enough that a day spans two 5 MiB parts. */
+async function seedTwoPartDay(date: string, seed: number) {
+  const next = random(seed);
+  await insertEvents(Array.from({ length: 3000 }, (_, i) => event(date, i, { user_agent: noise(next, 2900) })));
+}
+
+function finalizations(spy: ReturnType<typeof vi.spyOn>, runId: string): number {
+  return spy.mock.calls.filter(
+    ([line]) => typeof line === "string" && line.includes('"archive.finalized"') && line.includes(runId),
+  ).length;
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("delivery at least once", () => {
+  it("gives one object and one finalization when every chunk arrives twice, at once and again later", async () => {
+    const date = "2026-04-01";
+    await seedTwoPartDay(date, 11);
+    const { run, messages } = await planHeld(date);
+    expect(messages.length).toBeGreaterThanOrEqual(2);
+    const log = vi.spyOn(console, "log");
+
+    // Every chunk twice at the same moment: the last two chunks race to finalize.
+    const outcomes = await Promise.all(messages.flatMap((m) => [deliver(m), deliver(m)]));
+    // A delivery that found its chunk claimed by its twin is retried; deliver those again.
+    for (const [i, outcome] of outcomes.entries()) {
+      if (outcome === "retry") expect(await deliver(messages[Math.floor(i / 2)])).toBe("ack");
+    }
+    // And once more, long after: acked, nothing changes.
+    for (const m of messages) expect(await deliver(m)).toBe("ack");
+
+    const done = await runRow(run.run_id);
+    expect(done.status).toBe("archived");
+    expect(finalizations(log, run.run_id)).toBe(1);
+    const lines = await archiveLines(done.object_key);
+    expect(lines.map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
+    const listed = await env.R2_ARCHIVE.list({ prefix: `traffic_events/event_date=${date}/` });
+    expect(listed.objects.map((o) => o.key).sort()).toEqual([done.manifest_key, done.object_key].sort());
+  });
+
+  it("retries a chunk whose D1 read fails midway, and the retry archives it whole", async () => {
+    const date = "2026-04-02";
+    await insertEvents(Array.from({ length: 2000 }, (_, i) => event(date, i)));
+    const { run, messages } = await planHeld(date);
+    expect(messages).toHaveLength(1);
+
+    // Page reads: the first succeeds, the second (mid-chunk) fails.
+    expect(await deliver(messages[0], failingPageReads([2]))).toBe("retry");
+    const [chunk] = await chunkRows(run.run_id);
+    expect(chunk?.state).toBe("pending");
+    expect(chunk?.claim_token).toBeNull();
+    expect(chunk?.last_error).toContain("injected D1 read failure");
+
+    expect(await deliver(messages[0], env, 2)).toBe("ack");
+    const done = await runRow(run.run_id);
+    expect(done.status).toBe("archived");
+    expect((await archiveLines(done.object_key)).map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
+  });
+
+  it("retries a chunk whose uploadPart fails, and overwrites the part on retry", async () => {
+    const date = "2026-04-03";
+    await seedTwoPartDay(date, 12);
+    const { run, messages } = await planHeld(date);
+    expect(await deliver(messages[0], failingUploadParts([1]))).toBe("retry");
+    for (const m of messages) expect(await deliver(m, env, 2)).toBe("ack");
+    const done = await runRow(run.run_id);
+    expect(done.status).toBe("archived");
+    expect((await archiveLines(done.object_key)).map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
+  });
+
+  it("fails a run that cannot complete: records why and aborts its upload", async () => {
+    const date = "2026-04-04";
+    await seedTwoPartDay(date, 13);
+    const { run, messages } = await planHeld(date);
+    // A chunk with no room left in its reserved part numbers can never be written.
+    await env.D1.prepare("UPDATE archive_chunks SET max_parts = 0 WHERE run_id = ?1 AND chunk_index = 0")
+      .bind(run.run_id)
+      .run();
+    expect(await deliver(messages[0])).toBe("ack");
+    const failed = await runRow(run.run_id);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toContain("reserved parts");
+    // The upload is gone: no part can be added to it any more.
+    const upload = env.R2_ARCHIVE.resumeMultipartUpload(failed.object_key, failed.upload_id);
+    await expect(upload.uploadPart(1, new Uint8Array(10))).rejects.toThrow();
+    // Later deliveries of its chunks are acked and do nothing.
+    expect(await deliver(messages[1])).toBe("ack");
+    expect(await env.R2_ARCHIVE.head(failed.object_key)).toBeNull();
+    // The rows are all still in D1, and a new trigger plans a fresh run.
+    expect((await d1Rows(date)).length).toBe(3000);
+    const again = await planArchive({ ...env, ARCHIVE_QUEUE: capturingQueue() }, date, NOW);
+    expect(again.outcome).toBe("planned");
+  });
+
+  it("sends a malformed message to the dead letters without touching anything", async () => {
+    const sent: unknown[] = [];
+    const dlq = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue;
+    const bad = { version: 1, runId: "x", date: "2026-02-30", chunkIndex: 0 };
+    expect(await deliver(bad, { ...env, ARCHIVE_DLQ: dlq })).toBe("ack");
+    expect(sent).toEqual([bad]);
+  });
+});

@@ -1,0 +1,91 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { handleArchiveBatch } from "@path-stats/archive-consumer";
+import type { ArchiveChunkMessage } from "@path-stats/shared";
+
+/** A queue binding that keeps what is sent, so a test decides when (and how often) each message arrives. */
+export function capturingQueue(): Queue & { sent: ArchiveChunkMessage[] } {
+  const sent: ArchiveChunkMessage[] = [];
+  return {
+    sent,
+    async send(body: unknown) {
+      sent.push(body as ArchiveChunkMessage);
+    },
+    async sendBatch(messages: Iterable<MessageSendRequest>) {
+      for (const m of messages) sent.push(m.body as ArchiveChunkMessage);
+    },
+  } as unknown as Queue & { sent: ArchiveChunkMessage[] };
+}
+
+let deliveries = 0;
+
+/** Delivers one message to the archive consumer, as the queue would, and reports ack or retry. */
+export async function deliver(body: unknown, testEnv: Env = env, attempts = 1): Promise<"ack" | "retry"> {
+  const id = `test-${++deliveries}`;
+  const batch = createMessageBatch("archive-chunks", [{ id, timestamp: new Date(), attempts, body }]);
+  const ctx = createExecutionContext();
+  await handleArchiveBatch(batch, testEnv);
+  const result = await getQueueResult(batch, ctx);
+  if (result.explicitAcks.includes(id)) return "ack";
+  if (result.retryMessages.some((m) => m.msgId === id)) return "retry";
+  throw new Error(`message ${id} was neither acked nor retried`);
+}
+
+/** The env with its D1 keyset page reads failing on the given calls (1-based). */
+export function failingPageReads(failOn: number[]): Env {
+  let calls = 0;
+  const db = env.D1;
+  const wrapped = new Proxy(db, {
+    get(target, prop) {
+      if (prop !== "prepare") return Reflect.get(target, prop);
+      return (sql: string) => {
+        const statement = target.prepare(sql);
+        if (!sql.startsWith("SELECT * FROM traffic_events WHERE event_date = ?1 AND id > ?2")) return statement;
+        return new Proxy(statement, {
+          get(s, p) {
+            if (p !== "bind") return Reflect.get(s, p);
+            return (...args: unknown[]) => {
+              const bound = s.bind(...args);
+              return new Proxy(bound, {
+                get(b, q) {
+                  if (q !== "all") return Reflect.get(b, q);
+                  return async () => {
+                    calls++;
+                    if (failOn.includes(calls)) throw new Error(`injected D1 read failure on page read ${calls}`);
+                    return b.all();
+                  };
+                },
+              });
+            };
+          },
+        });
+      };
+    },
+  });
+  return { ...env, D1: wrapped };
+}
+
+/** The env with R2 uploadPart failing on the given calls (1-based). */
+export function failingUploadParts(failOn: number[]): Env {
+  let calls = 0;
+  const bucket = env.R2_ARCHIVE;
+  const wrapped = new Proxy(bucket, {
+    get(target, prop) {
+      if (prop !== "resumeMultipartUpload") return Reflect.get(target, prop);
+      return (key: string, uploadId: string) => {
+        const upload = target.resumeMultipartUpload(key, uploadId);
+        return new Proxy(upload, {
+          get(u, p) {
+            if (p !== "uploadPart") return Reflect.get(u, p);
+            return async (partNumber: number, value: Uint8Array) => {
+              calls++;
+              if (failOn.includes(calls)) throw new Error(`injected R2 uploadPart failure on call ${calls}`);
+              return u.uploadPart(partNumber, value);
+            };
+          },
+        });
+      };
+    },
+  });
+  return { ...env, R2_ARCHIVE: wrapped };
+}
