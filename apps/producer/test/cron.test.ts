@@ -8,7 +8,7 @@ const NOW = new Date("2026-05-05T00:15:00Z");
 
 async function runCron(): Promise<void> {
   const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ scheduledTime: NOW.getTime(), cron: "15 0 * * *" }), env, ctx);
+  await worker.scheduled(createScheduledController({ scheduledTime: NOW.getTime(), cron: "15 0 * * *" }), env);
   await waitOnExecutionContext(ctx);
 }
 

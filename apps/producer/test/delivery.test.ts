@@ -32,7 +32,7 @@ async function seedTwoPartDay(date: string, seed: number) {
   await insertEvents(Array.from({ length: 3000 }, (_, i) => event(date, i, { user_agent: noise(next, 2900) })));
 }
 
-function finalizations(spy: ReturnType<typeof vi.spyOn>, runId: string): number {
+function finalizations(spy: { mock: { calls: unknown[][] } }, runId: string): number {
   return spy.mock.calls.filter(
     ([line]) => typeof line === "string" && line.includes('"archive.finalized"') && line.includes(runId),
   ).length;

@@ -12,7 +12,7 @@ export function capturingQueue(): Queue & { sent: ArchiveChunkMessage[] } {
       sent.push(body as ArchiveChunkMessage);
     },
     async sendBatch(messages: Iterable<MessageSendRequest>) {
-      for (const m of messages) sent.push(m.body as ArchiveChunkMessage);
+      for (const m of messages as Iterable<{ body: unknown }>) sent.push(m.body as ArchiveChunkMessage);
     },
   } as unknown as Queue & { sent: ArchiveChunkMessage[] };
 }
@@ -27,7 +27,7 @@ export async function deliver(body: unknown, testEnv: Env = env, attempts = 1): 
   await handleArchiveBatch(batch, testEnv);
   const result = await getQueueResult(batch, ctx);
   if (result.explicitAcks.includes(id)) return "ack";
-  if (result.retryMessages.some((m) => m.msgId === id)) return "retry";
+  if (result.retryMessages.some((m: { msgId: string }) => m.msgId === id)) return "retry";
   throw new Error(`message ${id} was neither acked nor retried`);
 }
 
