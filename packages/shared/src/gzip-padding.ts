@@ -6,22 +6,23 @@
  * empty gzip members: concatenated members are one valid gzip file (RFC 1952
  * §2.2) and an empty member decompresses to nothing. Each member carries an
  * FEXTRA field whose length makes the padding exact. Readers checked: gzip -d,
- * Python's gzip, Node's zlib and DuckDB's read_json. DuckDB refuses an FEXTRA
- * header over 32 KiB and any FCOMMENT, so padding uses several FEXTRA members of at
- * most MAX_XLEN bytes each and never FCOMMENT.
+ * Python's gzip, Node's zlib and DuckDB's read_json. DuckDB refuses a member
+ * with a large FEXTRA and any FCOMMENT, so padding uses several FEXTRA members
+ * of at most MAX_MEMBER_BYTES each and never FCOMMENT.
  */
 
 /**
- * Largest FEXTRA length (XLEN) DuckDB reads: it refuses a member whose header
- * (10 fixed bytes, 2 of XLEN, then the field) is over 32 KiB.
+ * Largest padding member. DuckDB 1.5 refuses a member over 32 KiB ("Extra
+ * field resulting in GZIP header larger than defined maximum"); measured
+ * here, a member of exactly 32 768 bytes (XLEN 32 746) is read and one of
+ * 32 770 is refused.
  */
-export const MAX_XLEN = 32 * 1024 - 12;
+export const MAX_MEMBER_BYTES = 32 * 1024;
 /** An empty member with an FEXTRA field of length 0. */
 export const MIN_MEMBER_BYTES = 22;
 /** An FEXTRA field with one subfield needs 4 bytes of subfield header. */
 const SUBFIELD_HEADER = 4;
 const MIN_SUBFIELD_MEMBER = MIN_MEMBER_BYTES + SUBFIELD_HEADER;
-export const MAX_MEMBER_BYTES = MIN_MEMBER_BYTES + MAX_XLEN;
 
 /** Subfield id "PD" (padding): any SI1/SI2 pair with SI2 != 0 is allowed. */
 const SI1 = 0x50;
