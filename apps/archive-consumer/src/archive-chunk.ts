@@ -16,6 +16,11 @@ export class PermanentChunkError extends Error {
   override name = "PermanentChunkError";
 }
 
+/** A message that names no chunk of a run: nothing to fail, so it goes to the dead letters. */
+export class UndeliverableMessageError extends Error {
+  override name = "UndeliverableMessageError";
+}
+
 export type ChunkOutcome =
   | { kind: "archived" }
   | { kind: "already_archived" }
@@ -51,14 +56,17 @@ export async function archiveChunk(
     .bind(token, now.toISOString(), message.runId, message.chunkIndex, cutoff)
     .first<ChunkRow>();
   const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
-  if (!run) throw new PermanentChunkError(`run ${message.runId} does not exist`);
+  if (!run) throw new UndeliverableMessageError(`run ${message.runId} does not exist`);
+  if (run.date !== message.date) {
+    throw new UndeliverableMessageError(`run ${message.runId} archives ${run.date}, not ${message.date}`);
+  }
 
   if (!claimed) {
     const chunk = await db
       .prepare("SELECT state, claimed_at FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
       .bind(message.runId, message.chunkIndex)
       .first<Pick<ChunkRow, "state" | "claimed_at">>();
-    if (!chunk) throw new PermanentChunkError(`run ${message.runId} has no chunk ${message.chunkIndex}`);
+    if (!chunk) throw new UndeliverableMessageError(`run ${message.runId} has no chunk ${message.chunkIndex}`);
     if (run.status === "failed" || run.status === "archived") return { kind: "run_closed", status: run.status };
     if (chunk.state === "archived") {
       // A redelivery, or the retry of a finalization that failed: finish the run if it can be.

@@ -17,6 +17,19 @@ type Row = Record<string, unknown> & { id: number };
 const encoder = new TextEncoder();
 
 /**
+ * Pages start small and grow toward PAGE_ROWS, but never past PAGE_TARGET_BYTES
+ * of JSON: a page's size in memory follows its rows' width, so wide rows get
+ * fewer of them and memory stays bounded whatever the table holds.
+ */
+const FIRST_PAGE_ROWS = 100;
+const PAGE_TARGET_BYTES = 4 * 1024 * 1024;
+
+function nextPageRows(current: number, bytesPerRow: number, maxRows: number): number {
+  const byBytes = Math.floor(PAGE_TARGET_BYTES / Math.max(bytesPerRow, 1));
+  return Math.max(1, Math.min(maxRows, current * 4, byBytes));
+}
+
+/**
  * Keyset pages of the chunk's rows of `date`: never OFFSET, which reads every
  * skipped row again. Rows of other dates inside the range are not selected.
  */
@@ -41,8 +54,8 @@ export async function streamChunkToParts(options: {
 }): Promise<ChunkResult> {
   const { db, upload, date, chunk, partSize, pageRows, isLastChunk } = options;
   const statement = db.prepare(PAGE_SQL);
-  const fetchPage = (after: number) => {
-    const page = statement.bind(date, after, chunk.rowid_hi, pageRows).all<Row>();
+  const fetchPage = (after: number, limit: number) => {
+    const page = statement.bind(date, after, chunk.rowid_hi, limit).all<Row>();
     // The next page is fetched ahead; its failure surfaces when it is awaited, not as an unhandled rejection.
     page.catch(() => {});
     return page;
@@ -56,7 +69,8 @@ export async function streamChunkToParts(options: {
   const digest = new crypto.DigestStream("SHA-256");
   const digestWriter = digest.getWriter();
 
-  let next: Promise<D1Result<Row>> | null = fetchPage(chunk.rowid_lo - 1);
+  let limit = Math.min(FIRST_PAGE_ROWS, pageRows);
+  let next: Promise<D1Result<Row>> | null = fetchPage(chunk.rowid_lo - 1, limit);
   const jsonl = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -68,8 +82,6 @@ export async function streamChunkToParts(options: {
           controller.close();
           return;
         }
-        // A short page is the last one; otherwise fetch the next while this one compresses.
-        next = results.length < pageRows ? null : fetchPage(last.id);
         if (columns.length === 0) columns = Object.keys(results[0] as Row);
         let text = "";
         for (const row of results) text += jsonLine(row);
@@ -77,6 +89,10 @@ export async function streamChunkToParts(options: {
         rows += results.length;
         rawBytes += bytes.byteLength;
         peakPageBytes = Math.max(peakPageBytes, bytes.byteLength);
+        // A short page is the last one; otherwise fetch the next while this one compresses.
+        const full = results.length === limit;
+        limit = nextPageRows(limit, bytes.byteLength / results.length, pageRows);
+        next = full ? fetchPage(last.id, limit) : null;
         await digestWriter.write(bytes);
         controller.enqueue(bytes);
       },

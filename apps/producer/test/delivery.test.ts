@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import type { ChunkRow, RunRow } from "@path-stats/shared";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
-import { capturingQueue, deliver, failingPageReads, failingUploadParts } from "./faults.ts";
-import { archiveLines, d1Rows, event, insertEvents, noise, random } from "./helpers.ts";
+import { capturingQueue, deliver, failingPageReads, failingUploadParts, gatedUploadParts } from "./faults.ts";
+import { archiveLines, d1Rows, event, insertEvents, manifestOf, noise, random, waitForRun } from "./helpers.ts";
 
 const NOW = new Date("2026-04-10T08:00:00Z");
 
@@ -68,6 +68,28 @@ describe("delivery at least once", () => {
     expect(listed.objects.map((o) => o.key).sort()).toEqual([done.manifest_key, done.object_key].sort());
   });
 
+  it("holds back a duplicate that arrives while the first delivery is still uploading", async () => {
+    const date = "2026-04-09";
+    await seedTwoPartDay(date, 14);
+    const { run, messages } = await planHeld(date);
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    // The first delivery claims chunk 0 and stops before its upload.
+    const first = deliver(messages[0], gatedUploadParts(gate));
+    while ((await chunkRows(run.run_id))[0]?.claim_token == null) await new Promise((r) => setTimeout(r, 5));
+    // Its duplicate must not upload the same part behind its back (the etag it
+    // recorded would then not match the part R2 keeps): it is retried later.
+    expect(await deliver(messages[0])).toBe("retry");
+    open();
+    expect(await first).toBe("ack");
+    for (const m of messages.slice(1)) expect(await deliver(m)).toBe("ack");
+    const done = await runRow(run.run_id);
+    expect(done.status).toBe("archived");
+    expect((await archiveLines(done.object_key)).map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
+  });
+
   it("retries a chunk whose D1 read fails midway, and the retry archives it whole", async () => {
     const date = "2026-04-02";
     await insertEvents(Array.from({ length: 2000 }, (_, i) => event(date, i)));
@@ -128,5 +150,72 @@ describe("delivery at least once", () => {
     const bad = { version: 1, runId: "x", date: "2026-02-30", chunkIndex: 0 };
     expect(await deliver(bad, { ...env, ARCHIVE_DLQ: dlq })).toBe("ack");
     expect(sent).toEqual([bad]);
+  });
+
+  it("sends a message for a run that does not exist, or of another date, to the dead letters", async () => {
+    const date = "2026-04-05";
+    await insertEvents([event(date, 1)]);
+    const { run } = await planHeld(date);
+    const sent: unknown[] = [];
+    const dlq = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue;
+    const unknownRun = { version: 1, runId: "no-such-run", date, chunkIndex: 0 };
+    const otherDate = { version: 1, runId: run.run_id, date: "2026-04-06", chunkIndex: 0 };
+    const noChunk = { version: 1, runId: run.run_id, date, chunkIndex: 7 };
+    for (const body of [unknownRun, otherDate, noChunk])
+      expect(await deliver(body, { ...env, ARCHIVE_DLQ: dlq })).toBe("ack");
+    expect(sent).toEqual([unknownRun, otherDate, noChunk]);
+    expect((await runRow(run.run_id)).status).toBe("archiving");
+  });
+});
+
+describe("chunks larger than planned", () => {
+  it("spill into the chunk's next reserved part numbers and still make equal parts", async () => {
+    const date = "2026-04-07";
+    const next = random(21);
+    // The planner samples three windows of 100 rows at the start, a third and two
+    // thirds of the range: make those rows compress twice as well as the rest, so
+    // the estimate is half the truth and the first chunk needs two parts, not one.
+    const sampled = (i: number) => i % 2333 < 100;
+    await insertEvents(
+      Array.from({ length: 7000 }, (_, i) =>
+        event(date, i, { user_agent: sampled(i) ? noise(next, 1450) + "a".repeat(1450) : noise(next, 2900) }),
+      ),
+    );
+    const { run, messages } = await planHeld(date);
+    expect(messages.length).toBeGreaterThanOrEqual(2);
+    for (const m of messages) expect(await deliver(m)).toBe("ack");
+    const done = await runRow(run.run_id);
+    expect(done.status).toBe("archived");
+
+    const chunks = await chunkRows(run.run_id);
+    const first = JSON.parse(chunks[0]?.parts ?? "[]") as { partNumber: number; size: number }[];
+    expect(first.length).toBeGreaterThanOrEqual(2);
+    expect(first.map((p) => p.partNumber)).toEqual(first.map((_, k) => (chunks[0]?.first_part ?? 0) + k));
+    const manifest = await manifestOf(done);
+    const parts = manifest.chunks.flatMap((c) => c.parts);
+    for (const part of parts.slice(0, -1)) expect(part.size).toBe(Number(env.PART_SIZE_BYTES));
+    expect((await archiveLines(done.object_key)).map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
+  });
+});
+
+describe("stalled runs", () => {
+  it("are resumed by the next trigger once their lease is over, re-sending only unfinished chunks", async () => {
+    const date = "2026-04-08";
+    await seedTwoPartDay(date, 31);
+    // Planned, but its messages are lost (a purged queue, a restarted local stack).
+    const { run, messages } = await planHeld(date);
+    expect(await deliver(messages[0])).toBe("ack");
+
+    // Within the lease: the run is in flight, nothing is re-sent.
+    const soon = await planArchive(env, date, NOW);
+    expect(soon).toMatchObject({ outcome: "in_flight", resentChunks: 0 });
+
+    // After it: the unfinished chunks go out again, through the real queue, and the run completes.
+    const later = new Date(NOW.getTime() + (Number(env.LEASE_SECONDS) + 1) * 1000);
+    const resumed = await planArchive(env, date, later);
+    expect(resumed).toMatchObject({ outcome: "in_flight", resentChunks: messages.length - 1 });
+    const done = await waitForRun(run.run_id);
+    expect(done.status).toBe("archived");
+    expect((await archiveLines(done.object_key)).map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
   });
 });

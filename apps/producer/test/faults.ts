@@ -89,3 +89,26 @@ export function failingUploadParts(failOn: number[]): Env {
   });
   return { ...env, R2_ARCHIVE: wrapped };
 }
+
+/** The env with every R2 uploadPart held until `gate` resolves. */
+export function gatedUploadParts(gate: Promise<void>): Env {
+  const bucket = env.R2_ARCHIVE;
+  const wrapped = new Proxy(bucket, {
+    get(target, prop) {
+      if (prop !== "resumeMultipartUpload") return Reflect.get(target, prop);
+      return (key: string, uploadId: string) => {
+        const upload = target.resumeMultipartUpload(key, uploadId);
+        return new Proxy(upload, {
+          get(u, p) {
+            if (p !== "uploadPart") return Reflect.get(u, p);
+            return async (partNumber: number, value: Uint8Array) => {
+              await gate;
+              return u.uploadPart(partNumber, value);
+            };
+          },
+        });
+      };
+    },
+  });
+  return { ...env, R2_ARCHIVE: wrapped };
+}

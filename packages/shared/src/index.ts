@@ -8,3 +8,4 @@ export * from "./log.ts";
 export * from "./messages.ts";
 export * from "./part-cutter.ts";
 export type * from "./rows.ts";
+export * from "./send-batches.ts";
