@@ -205,27 +205,24 @@ async function cutRange(
   hi: number,
   perChunk: number,
 ): Promise<{ chunks: PlannedChunk[]; rowsRead: number }> {
-  const nth = db.prepare(
-    "SELECT id FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT 1 OFFSET ?4",
+  // One pass per chunk over the index: how many of the next `perChunk` rows
+  // exist, and the last one's id. Fewer than `perChunk` means the range ends.
+  const next = db.prepare(
+    `SELECT COUNT(*) AS n, MAX(id) AS last FROM (
+       SELECT id FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`,
   );
   const chunks: PlannedChunk[] = [];
   let rowsRead = 0;
   let cursor = lo - 1;
   while (cursor < hi) {
-    const found = await nth.bind(date, cursor, hi, perChunk - 1).all<{ id: number }>();
+    const found = await next.bind(date, cursor, hi, perChunk).all<{ n: number; last: number | null }>();
     rowsRead += found.meta.rows_read;
-    const end = found.results[0]?.id;
-    if (end === undefined) break;
-    chunks.push({ rowidLo: cursor + 1, rowidHi: end, rows: perChunk });
-    cursor = end;
-  }
-  if (cursor < hi) {
-    const rest = await db
-      .prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3")
-      .bind(date, cursor, hi)
-      .all<{ n: number }>();
-    rowsRead += rest.meta.rows_read;
-    chunks.push({ rowidLo: cursor + 1, rowidHi: hi, rows: rest.results[0]?.n ?? 0 });
+    const { n = 0, last = null } = found.results[0] ?? {};
+    if (n === 0 || last === null) break;
+    // The last chunk reaches up to hi, so the run's chunks tile [lo, hi] with no gap.
+    const rowidHi = n < perChunk ? hi : last;
+    chunks.push({ rowidLo: cursor + 1, rowidHi, rows: n });
+    cursor = rowidHi;
   }
   return { chunks, rowsRead };
 }
