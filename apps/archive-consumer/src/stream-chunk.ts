@@ -1,4 +1,4 @@
-import { type ChunkRow, jsonLine, PartCutter, type UploadedPart } from "@path-stats/shared";
+import { type ChunkRow, PartCutter, rangePages, type UploadedPart } from "@path-stats/shared";
 
 export interface ChunkResult {
   rows: number;
@@ -12,36 +12,13 @@ export interface ChunkResult {
   peakBufferedBytes: number;
 }
 
-type Row = Record<string, unknown> & { id: number };
-
-const encoder = new TextEncoder();
-
-/**
- * Pages start small and grow toward PAGE_ROWS, but never past PAGE_TARGET_BYTES
- * of JSON: a page's size in memory follows its rows' width, so wide rows get
- * fewer of them and memory stays bounded whatever the table holds.
- */
-const FIRST_PAGE_ROWS = 100;
-const PAGE_TARGET_BYTES = 4 * 1024 * 1024;
-
-function nextPageRows(current: number, bytesPerRow: number, maxRows: number): number {
-  const byBytes = Math.floor(PAGE_TARGET_BYTES / Math.max(bytesPerRow, 1));
-  return Math.max(1, Math.min(maxRows, current * 4, byBytes));
-}
-
-/**
- * Keyset pages of the chunk's rows of `date`: never OFFSET, which reads every
- * skipped row again. Rows of other dates inside the range are not selected.
- */
-const PAGE_SQL = "SELECT * FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4";
-
 /**
  * Streams a chunk's rows from D1 as JSON Lines through gzip into its parts.
  *
  * Memory: one part buffer (PartCutter), the page being compressed and the
  * next page being fetched (fetching it while this one compresses is where
- * local time is won), whatever the chunk's size. No row array outlives its
- * page and no string outlives its page.
+ * local time is won), whatever the chunk's size. No row array or string
+ * outlives its page.
  */
 export async function streamChunkToParts(options: {
   db: D1Database;
@@ -53,14 +30,6 @@ export async function streamChunkToParts(options: {
   isLastChunk: boolean;
 }): Promise<ChunkResult> {
   const { db, upload, date, chunk, partSize, pageRows, isLastChunk } = options;
-  const statement = db.prepare(PAGE_SQL);
-  const fetchPage = (after: number, limit: number) => {
-    const page = statement.bind(date, after, chunk.rowid_hi, limit).all<Row>();
-    // The next page is fetched ahead; its failure surfaces when it is awaited, not as an unhandled rejection.
-    page.catch(() => {});
-    return page;
-  };
-
   let rows = 0;
   let rawBytes = 0;
   let rowsRead = 0;
@@ -69,36 +38,21 @@ export async function streamChunkToParts(options: {
   const digest = new crypto.DigestStream("SHA-256");
   const digestWriter = digest.getWriter();
 
-  let limit = Math.min(FIRST_PAGE_ROWS, pageRows);
-  let next: Promise<D1Result<Row>> | null = fetchPage(chunk.rowid_lo - 1, limit);
-  const jsonl = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const page = next ? await next : null;
-        const results = page?.results ?? [];
-        rowsRead += page?.meta.rows_read ?? 0;
-        const last = results.at(-1);
-        if (!last) {
-          controller.close();
-          return;
-        }
-        if (columns.length === 0) columns = Object.keys(results[0] as Row);
-        let text = "";
-        for (const row of results) text += jsonLine(row);
-        const bytes = encoder.encode(text);
-        rows += results.length;
-        rawBytes += bytes.byteLength;
-        peakPageBytes = Math.max(peakPageBytes, bytes.byteLength);
-        // A short page is the last one; otherwise fetch the next while this one compresses.
-        const full = results.length === limit;
-        limit = nextPageRows(limit, bytes.byteLength / results.length, pageRows);
-        next = full ? fetchPage(last.id, limit) : null;
-        await digestWriter.write(bytes);
-        controller.enqueue(bytes);
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  const pages = rangePages(db, { date, rowidLo: chunk.rowid_lo, rowidHi: chunk.rowid_hi, maxPageRows: pageRows });
+  /** The next page with rows, after counting what every page read. */
+  const nextBytes = async (): Promise<Uint8Array | null> => {
+    for (let page = await pages.next(); !page.done; page = await pages.next()) {
+      rowsRead += page.value.rowsRead;
+      if (page.value.rows === 0) continue;
+      if (columns.length === 0) columns = page.value.columns;
+      rows += page.value.rows;
+      rawBytes += page.value.bytes.byteLength;
+      peakPageBytes = Math.max(peakPageBytes, page.value.bytes.byteLength);
+      await digestWriter.write(page.value.bytes);
+      return page.value.bytes;
+    }
+    return null;
+  };
 
   const cutter = new PartCutter({
     partSize,
@@ -106,19 +60,16 @@ export async function streamChunkToParts(options: {
     maxParts: chunk.max_parts,
     upload: async (partNumber, bytes) => (await upload.uploadPart(partNumber, bytes)).etag,
   });
-  const reader = jsonl.getReader();
-  // Errors reach us through read() and write(); the closed promises would only report them twice.
-  reader.closed.catch(() => {});
-  const first = await reader.read();
-  if (!first.done) {
+  const first = await nextBytes();
+  if (first) {
     // Only a chunk with rows writes a gzip member: an empty one adds no bytes and no part.
     const gzip = new CompressionStream("gzip");
     const writer = gzip.writable.getWriter();
+    // Errors reach us through write() and read(); the closed promises would only report them twice.
     writer.closed.catch(() => {});
     const pump = (async () => {
       try {
-        await writer.write(first.value);
-        for (let r = await reader.read(); !r.done; r = await reader.read()) await writer.write(r.value);
+        for (let bytes: Uint8Array | null = first; bytes; bytes = await nextBytes()) await writer.write(bytes);
         await writer.close();
       } catch (error) {
         // A failed D1 read must fail the compressed side too, or its reader waits forever.
@@ -135,14 +86,13 @@ export async function streamChunkToParts(options: {
     } catch (error) {
       // A failed upload stops the reading side as well.
       await compressed.cancel(error).catch(() => {});
-      await reader.cancel(error).catch(() => {});
+      await pages.return(undefined).catch(() => {});
       throw error;
     }
     await pump;
   }
   await cutter.finish(isLastChunk);
   await digestWriter.close();
-  const sha256 = [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 
   return {
     rows,
@@ -151,9 +101,13 @@ export async function streamChunkToParts(options: {
     paddingBytes: cutter.paddingBytes,
     parts: cutter.parts,
     columns,
-    sha256,
+    sha256: toHex(await digest.digest),
     rowsRead,
     // The part buffer's fill plus the page being compressed and the one being fetched.
     peakBufferedBytes: cutter.peakBufferedBytes + 2 * peakPageBytes,
   };
+}
+
+export function toHex(bytes: ArrayBuffer): string {
+  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -7,5 +7,6 @@ export * from "./keys.ts";
 export * from "./log.ts";
 export * from "./messages.ts";
 export * from "./part-cutter.ts";
+export * from "./range-pages.ts";
 export type * from "./rows.ts";
 export * from "./send-batches.ts";
