@@ -42,7 +42,11 @@ CREATE TABLE archive_runs (
   created_at TEXT NOT NULL,
   archived_at TEXT,
   failed_at TEXT,
-  error TEXT
+  error TEXT,
+  -- Cleanup: set once every range of the run is deleted from D1.
+  rows_deleted INTEGER,
+  cleaned_at TEXT,
+  cleanup_error TEXT
 );
 CREATE UNIQUE INDEX archive_runs_one_in_flight ON archive_runs (date)
   WHERE status IN ('archiving', 'finalizing');
@@ -75,7 +79,11 @@ CREATE TABLE archive_chunks (
   peak_buffered_bytes INTEGER,
   duration_ms INTEGER,
   archived_at TEXT,
+  -- Cleanup of the range: verified against the manifest and D1 once, before the
+  -- first delete; rows_deleted and delete_statements grow in the same
+  -- transaction as each bounded DELETE, so a retry continues where it stopped.
   cleanup_state TEXT NOT NULL DEFAULT 'none' CHECK (cleanup_state IN ('none', 'pending', 'cleaned', 'failed')),
+  cleanup_verified_at TEXT,
   rows_deleted INTEGER NOT NULL DEFAULT 0,
   delete_statements INTEGER NOT NULL DEFAULT 0,
   cleanup_ms INTEGER NOT NULL DEFAULT 0,

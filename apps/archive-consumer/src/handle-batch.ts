@@ -1,18 +1,13 @@
-import { ArchiveChunkMessage, errorMessage, logEvent, readConfig } from "@path-stats/shared";
+import {
+  ArchiveChunkMessage,
+  errorMessage,
+  logEvent,
+  readConfig,
+  retryDelaySeconds,
+  sendToDeadLetters,
+} from "@path-stats/shared";
 import { archiveChunk, PermanentChunkError, UndeliverableMessageError } from "./archive-chunk.ts";
 import { failRun } from "./finalize-run.ts";
-
-/** Retry delays grow with attempts, capped so a run does not stall for long. */
-function retryDelaySeconds(attempts: number): number {
-  return Math.min(300, 5 * 2 ** Math.max(0, attempts - 1));
-}
-
-/** Sends a message no retry can help straight to the dead letters, so it is kept and can be inspected. */
-async function deadLetter(env: Env, message: Message, reason: string): Promise<void> {
-  logEvent("archive.dead_lettered", { messageId: message.id, error: reason });
-  await env.ARCHIVE_DLQ.send(message.body, { contentType: "json" });
-  message.ack();
-}
 
 /**
  * The archive-chunks consumer. Each message is acked only once its chunk's
@@ -25,7 +20,7 @@ export async function handleArchiveBatch(batch: MessageBatch, env: Env): Promise
   for (const message of batch.messages) {
     const parsed = ArchiveChunkMessage.safeParse(message.body);
     if (!parsed.success) {
-      await deadLetter(env, message, `malformed message: ${parsed.error.message}`);
+      await sendToDeadLetters(env.ARCHIVE_DLQ, message, "archive.dead_lettered", `malformed: ${parsed.error.message}`);
       continue;
     }
     const body = parsed.data;
@@ -39,7 +34,7 @@ export async function handleArchiveBatch(batch: MessageBatch, env: Env): Promise
       }
     } catch (error) {
       if (error instanceof UndeliverableMessageError) {
-        await deadLetter(env, message, error.message);
+        await sendToDeadLetters(env.ARCHIVE_DLQ, message, "archive.dead_lettered", error.message);
       } else if (error instanceof PermanentChunkError) {
         await failRun(env, body.runId, errorMessage(error), new Date());
         message.ack();

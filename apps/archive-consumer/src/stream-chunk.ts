@@ -1,4 +1,4 @@
-import { type ChunkRow, PartCutter, rangePages, type UploadedPart } from "@path-stats/shared";
+import { type ChunkRow, PartCutter, rangePages, toHex, type UploadedPart } from "@path-stats/shared";
 
 export interface ChunkResult {
   rows: number;
@@ -106,8 +106,4 @@ export async function streamChunkToParts(options: {
     // The part buffer's fill plus the page being compressed and the one being fetched.
     peakBufferedBytes: cutter.peakBufferedBytes + 2 * peakPageBytes,
   };
-}
-
-export function toHex(bytes: ArrayBuffer): string {
-  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

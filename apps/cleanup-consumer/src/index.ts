@@ -1,19 +1,9 @@
-import { logEvent } from "@path-stats/shared";
+import { handleCleanupBatch } from "./handle-batch.ts";
 
-/**
- * The cleanup-ranges consumer. Verified deletion is not built yet: until it
- * is, every message is retried (and so reaches the dead letters), never acked,
- * so no cleanup request is silently dropped and nothing is deleted.
- */
-export async function handleCleanupBatch(batch: MessageBatch): Promise<void> {
-  for (const message of batch.messages) {
-    logEvent("cleanup.not_implemented", { messageId: message.id, attempt: message.attempts });
-    message.retry({ delaySeconds: 60 });
-  }
-}
+export { handleCleanupBatch } from "./handle-batch.ts";
 
 export default {
-  async queue(batch) {
-    await handleCleanupBatch(batch);
+  async queue(batch, env) {
+    await handleCleanupBatch(batch, env);
   },
 } satisfies ExportedHandler<Env>;

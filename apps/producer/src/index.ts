@@ -1,7 +1,8 @@
 import { Hono } from "hono";
-import { archiveClosedDays } from "./cron.ts";
+import { runCron } from "./cron.ts";
 
 export { planArchive } from "./plan-archive.ts";
+export { CleanupRefusedError, planCleanup } from "./plan-cleanup.ts";
 
 const app = new Hono<{ Bindings: Env }>()
   .get("/healthz", (c) => c.json({ ok: true }))
@@ -10,6 +11,6 @@ const app = new Hono<{ Bindings: Env }>()
 export default {
   fetch: app.fetch,
   async scheduled(controller, env) {
-    await archiveClosedDays(env, new Date(controller.scheduledTime));
+    await runCron(env, new Date(controller.scheduledTime));
   },
 } satisfies ExportedHandler<Env>;

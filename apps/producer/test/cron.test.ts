@@ -12,7 +12,7 @@ async function runCron(): Promise<void> {
   await waitOnExecutionContext(ctx);
 }
 
-it("archives every closed day with unarchived rows, and leaves today alone", async () => {
+it("archives every closed day with unarchived rows, cleans those past the hot window, leaves today alone", async () => {
   await insertEvents([
     ...Array.from({ length: 40 }, (_, i) => event("2026-05-01", i)),
     ...Array.from({ length: 30 }, (_, i) => event("2026-05-03", i)),
@@ -41,4 +41,22 @@ it("archives every closed day with unarchived rows, and leaves today alone", asy
   expect(runs).toHaveLength(2);
   const late = await waitForRun(runs[1]?.run_id ?? "");
   expect(await archiveLines(late.object_key)).toHaveLength(1);
+
+  // HOT_DAYS = 3 on 2026-05-05: 05-02 .. 05-04 stay in D1, 05-01 is cleaned, both of its runs.
+  await runCron();
+  const deadline = Date.now() + 60_000;
+  let meta: { d1_cleaned: number } | null = null;
+  while (Date.now() < deadline) {
+    meta = await env.D1.prepare("SELECT d1_cleaned FROM archive_metadata WHERE date = '2026-05-01'").first();
+    if (meta?.d1_cleaned === 1) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(meta?.d1_cleaned).toBe(1);
+  const left = await env.D1.prepare(
+    "SELECT event_date, COUNT(*) AS n FROM traffic_events GROUP BY event_date ORDER BY event_date",
+  ).all();
+  expect(left.results).toEqual([
+    { event_date: "2026-05-03", n: 30 },
+    { event_date: "2026-05-05", n: 20 },
+  ]);
 });

@@ -1,6 +1,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { handleArchiveBatch } from "@path-stats/archive-consumer";
+import { handleCleanupBatch } from "@path-stats/cleanup-consumer";
 import type { ArchiveChunkMessage } from "@path-stats/shared";
 
 /** A queue binding that keeps what is sent, so a test decides when (and how often) each message arrives. */
@@ -19,16 +20,50 @@ export function capturingQueue(): Queue & { sent: ArchiveChunkMessage[] } {
 
 let deliveries = 0;
 
-/** Delivers one message to the archive consumer, as the queue would, and reports ack or retry. */
-export async function deliver(body: unknown, testEnv: Env = env, attempts = 1): Promise<"ack" | "retry"> {
+const consumers = { "archive-chunks": handleArchiveBatch, "cleanup-ranges": handleCleanupBatch };
+
+/** Delivers one message to a queue's consumer, as the queue would, and reports ack or retry. */
+async function deliverTo(
+  queue: keyof typeof consumers,
+  body: unknown,
+  testEnv: Env,
+  attempts: number,
+): Promise<"ack" | "retry"> {
   const id = `test-${++deliveries}`;
-  const batch = createMessageBatch("archive-chunks", [{ id, timestamp: new Date(), attempts, body }]);
+  const batch = createMessageBatch(queue, [{ id, timestamp: new Date(), attempts, body }]);
   const ctx = createExecutionContext();
-  await handleArchiveBatch(batch, testEnv);
+  await consumers[queue](batch, testEnv);
   const result = await getQueueResult(batch, ctx);
   if (result.explicitAcks.includes(id)) return "ack";
   if (result.retryMessages.some((m: { msgId: string }) => m.msgId === id)) return "retry";
   throw new Error(`message ${id} was neither acked nor retried`);
+}
+
+/** Delivers one archive-chunks message. */
+export function deliver(body: unknown, testEnv: Env = env, attempts = 1): Promise<"ack" | "retry"> {
+  return deliverTo("archive-chunks", body, testEnv, attempts);
+}
+
+/** Delivers one cleanup-ranges message. */
+export function deliverCleanup(body: unknown, testEnv: Env = env, attempts = 1): Promise<"ack" | "retry"> {
+  return deliverTo("cleanup-ranges", body, testEnv, attempts);
+}
+
+/** The env with D1 batch() calls failing on the given calls (1-based). */
+export function failingBatches(failOn: number[]): Env {
+  let calls = 0;
+  const db = env.D1;
+  const wrapped = new Proxy(db, {
+    get(target, prop) {
+      if (prop !== "batch") return Reflect.get(target, prop);
+      return async (statements: D1PreparedStatement[]) => {
+        calls++;
+        if (failOn.includes(calls)) throw new Error(`injected D1 batch failure on call ${calls}`);
+        return target.batch(statements);
+      };
+    },
+  });
+  return { ...env, D1: wrapped };
 }
 
 /** The env with its D1 keyset page reads failing on the given calls (1-based). */

@@ -80,7 +80,7 @@ export async function insertEvents(rows: readonly EventRow[]): Promise<void> {
 }
 
 export async function runsOf(date: string): Promise<RunRow[]> {
-  const { results } = await env.D1.prepare("SELECT * FROM archive_runs WHERE date = ?1 ORDER BY created_at")
+  const { results } = await env.D1.prepare("SELECT * FROM archive_runs WHERE date = ?1 ORDER BY rowid")
     .bind(date)
     .all<RunRow>();
   return results;

@@ -11,7 +11,7 @@ export default {
       case "archive-chunks":
         return archiveConsumer.queue(batch, env);
       case "cleanup-ranges":
-        return cleanupConsumer.queue(batch);
+        return cleanupConsumer.queue(batch, env);
       default:
         throw new Error(`no consumer for queue ${batch.queue}`);
     }

@@ -34,6 +34,8 @@ const ConfigVars = z.object({
   PAGE_ROWS: intVar(5000, 1, 50_000),
   /** A claim on a chunk or a finalization older than this is taken to be dead (a consumer runs at most 15 min). */
   LEASE_SECONDS: intVar(960, 1, 86_400),
+  /** Rows one DELETE statement removes: small enough to stay far inside D1's 30 s statement limit. */
+  DELETE_BATCH_ROWS: intVar(5000, 1, 50_000),
   /** Closed days kept in D1 before cleanup. */
   HOT_DAYS: intVar(3, 0, 365),
 });

@@ -1,5 +1,6 @@
 export * from "./chunk-plan.ts";
 export * from "./config.ts";
+export * from "./consumer.ts";
 export * from "./dates.ts";
 export * from "./gzip-padding.ts";
 export * from "./jsonl.ts";

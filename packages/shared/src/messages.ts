@@ -13,6 +13,10 @@ export const ArchiveChunkMessage = z.object({
 });
 export type ArchiveChunkMessage = z.infer<typeof ArchiveChunkMessage>;
 
+/** One archived range to delete from D1: the chunk of a committed run. */
+export const CleanupRangeMessage = ArchiveChunkMessage;
+export type CleanupRangeMessage = ArchiveChunkMessage;
+
 const ManifestPart = z.object({
   partNumber: z.number().int().min(1).max(10_000),
   etag: z.string(),

@@ -23,6 +23,9 @@ export interface RunRow {
   archived_at: string | null;
   failed_at: string | null;
   error: string | null;
+  rows_deleted: number | null;
+  cleaned_at: string | null;
+  cleanup_error: string | null;
 }
 
 /** A row of archive_chunks. */
@@ -51,4 +54,11 @@ export interface ChunkRow {
   peak_buffered_bytes: number | null;
   duration_ms: number | null;
   archived_at: string | null;
+  cleanup_state: "none" | "pending" | "cleaned" | "failed";
+  cleanup_verified_at: string | null;
+  rows_deleted: number;
+  delete_statements: number;
+  cleanup_ms: number;
+  cleanup_error: string | null;
+  cleaned_at: string | null;
 }
