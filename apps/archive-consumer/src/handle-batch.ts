@@ -40,7 +40,7 @@ export async function handleArchiveBatch(batch: MessageBatch, env: Env): Promise
         message.ack();
       } else {
         logEvent("archive.chunk_retry", { ...where, error: errorMessage(error) });
-        message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+        message.retry({ delaySeconds: retryDelaySeconds(message.attempts, config.RETRY_DELAY_SECONDS) });
       }
     }
   }

@@ -38,7 +38,7 @@ export async function handleCleanupBatch(batch: MessageBatch, env: Env): Promise
         attempt: message.attempts,
         error: errorMessage(error),
       });
-      message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+      message.retry({ delaySeconds: retryDelaySeconds(message.attempts, config.RETRY_DELAY_SECONDS) });
     }
   }
 }

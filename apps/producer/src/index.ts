@@ -1,16 +1,17 @@
-import { Hono } from "hono";
+import { adminApp } from "./admin/app.ts";
 import { runCron } from "./cron.ts";
+import { recordDeadLetters } from "./dead-letters.ts";
 
 export { planArchive } from "./plan-archive.ts";
 export { CleanupRefusedError, planCleanup } from "./plan-cleanup.ts";
 
-const app = new Hono<{ Bindings: Env }>()
-  .get("/healthz", (c) => c.json({ ok: true }))
-  .notFound((c) => c.json({ error: { code: "not_found", message: "no such route" } }, 404));
-
 export default {
-  fetch: app.fetch,
+  fetch: adminApp.fetch,
   async scheduled(controller, env) {
     await runCron(env, new Date(controller.scheduledTime));
+  },
+  // The producer consumes both dead-letter queues.
+  async queue(batch, env) {
+    await recordDeadLetters(batch, env, new Date());
   },
 } satisfies ExportedHandler<Env>;

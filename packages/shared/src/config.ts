@@ -36,6 +36,8 @@ const ConfigVars = z.object({
   LEASE_SECONDS: intVar(960, 1, 86_400),
   /** Rows one DELETE statement removes: small enough to stay far inside D1's 30 s statement limit. */
   DELETE_BATCH_ROWS: intVar(5000, 1, 50_000),
+  /** First retry delay of a failed message; each further attempt doubles it, up to 5 minutes. */
+  RETRY_DELAY_SECONDS: intVar(5, 0, 300),
   /** Closed days kept in D1 before cleanup. */
   HOT_DAYS: intVar(3, 0, 365),
 });

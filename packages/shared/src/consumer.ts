@@ -1,8 +1,8 @@
 import { logEvent } from "./log.ts";
 
-/** Retry delays grow with attempts (5 s, 10 s, 20 s …), capped at 5 minutes. */
-export function retryDelaySeconds(attempts: number): number {
-  return Math.min(300, 5 * 2 ** Math.max(0, attempts - 1));
+/** Retry delays double with attempts from `firstDelay` (5 s, 10 s, 20 s …), capped at 5 minutes. */
+export function retryDelaySeconds(attempts: number, firstDelay: number): number {
+  return Math.min(300, firstDelay * 2 ** Math.max(0, attempts - 1));
 }
 
 /**

@@ -1,0 +1,143 @@
+import {
+  ConfigError,
+  errorMessage,
+  InvalidDateError,
+  isCalendarDate,
+  logEvent,
+  parseClosedDate,
+} from "@path-stats/shared";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import { z } from "zod";
+import { listDeadLetters, replayDeadLetters } from "../dead-letters.ts";
+import { planArchive } from "../plan-archive.ts";
+import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
+import { dayStatus } from "../status.ts";
+import { requireAdminToken } from "./auth.ts";
+import { ApiError, errorResponse } from "./errors.ts";
+
+/** Bodies are small JSON: anything larger is refused before it is read. */
+const MAX_BODY_BYTES = 16 * 1024;
+
+const DateQuery = z.object({ date: z.string() }).strict();
+const DeadLetterQuery = z
+  .object({
+    queue: z.enum(["archive-chunks", "cleanup-ranges"]).optional(),
+    date: z.string().refine(isCalendarDate, "must be a real calendar date YYYY-MM-DD").optional(),
+    replayed: z.enum(["true", "false"]).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+const ReplayBody = z.union([
+  z.object({ ids: z.array(z.number().int().positive()).min(1).max(100) }).strict(),
+  z.object({ pending: z.literal(true) }).strict(),
+]);
+
+type AdminEnv = { Bindings: Env; Variables: { caller?: string; date?: string } };
+
+/** The query string as single values, checked against a schema: repeated or unknown parameters are refused. */
+function query<T extends z.ZodType>(url: string, schema: T): z.output<T> {
+  const params = new URL(url).searchParams;
+  const values: Record<string, string> = {};
+  for (const key of new Set(params.keys())) {
+    const all = params.getAll(key);
+    if (all.length > 1) throw new ApiError(400, "invalid_request", `query parameter ${key} is given more than once`);
+    values[key] = all[0] ?? "";
+  }
+  return parse(schema, values, "query");
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join(".") || where}: ${i.message}`).join("; ");
+    throw new ApiError(400, "invalid_request", `invalid ${where}: ${detail}`);
+  }
+  return parsed.data;
+}
+
+/** The day named by `?date=`, which must be closed (before today, UTC). */
+function closedDay(url: string): string {
+  return parseClosedDate(query(url, DateQuery).date, new Date());
+}
+
+const app = new Hono<AdminEnv>();
+
+app
+  .use(
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) =>
+        errorResponse(
+          c,
+          new ApiError(405, "method_not_allowed", `${c.req.method} is not allowed here; use ${methods.join(", ")}`, {
+            Allow: methods.join(", "),
+          }),
+        ),
+    }),
+  )
+  .get("/healthz", (c) => c.json({ ok: true }))
+  .use("/admin/*", async (c, next) => {
+    // One structured line per admin request: who (token hash prefix), what, which day, with what result.
+    await next();
+    logEvent("admin.action", {
+      caller: c.get("caller") ?? "unauthenticated",
+      action: `${c.req.method} ${c.req.path}`,
+      date: c.get("date") ?? c.req.query("date")?.slice(0, 40) ?? null,
+      status: c.res.status,
+    });
+  })
+  .use("/admin/*", requireAdminToken)
+  .use(
+    "/admin/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        errorResponse(c, new ApiError(413, "body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`)),
+    }),
+  )
+  .post("/admin/trigger-archive", async (c) => {
+    const date = closedDay(c.req.url);
+    c.set("date", date);
+    const result = await planArchive(c.env, date);
+    const status = result.outcome === "planned" || result.outcome === "in_flight" ? 202 : 200;
+    return c.json({ ...result, runId: result.run?.run_id ?? null }, status);
+  })
+  .get("/admin/archive-status", async (c) => {
+    const date = closedDay(c.req.url);
+    c.set("date", date);
+    return c.json(await dayStatus(c.env.D1, date));
+  })
+  .post("/admin/trigger-cleanup", async (c) => {
+    const date = closedDay(c.req.url);
+    c.set("date", date);
+    const result = await planCleanup(c.env, date);
+    return c.json(result, result.outcome === "enqueued" ? 202 : 200);
+  })
+  .get("/admin/dead-letters", async (c) => {
+    const filter = query(c.req.url, DeadLetterQuery);
+    const replayed = filter.replayed === undefined ? undefined : filter.replayed === "true";
+    return c.json({ deadLetters: await listDeadLetters(c.env.D1, { ...filter, replayed }) });
+  })
+  .post("/admin/dead-letters/replay", async (c) => {
+    query(c.req.url, z.object({}).strict());
+    const body = parse(ReplayBody, await c.req.json().catch(() => undefined), "body");
+    const result = await replayDeadLetters(c.env, "ids" in body ? body.ids : "pending", new Date());
+    return c.json(result, result.replayed.length > 0 ? 202 : 200);
+  })
+  .notFound((c) => errorResponse(c, new ApiError(404, "not_found", `no route ${c.req.method} ${c.req.path}`)))
+  .onError((error, c) => {
+    if (error instanceof ApiError) return errorResponse(c, error);
+    if (error instanceof InvalidDateError) return errorResponse(c, new ApiError(400, error.code, error.message));
+    if (error instanceof CleanupRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
+    // Only server faults are logged as errors; refusals are the caller's.
+    logEvent("admin.error", { action: `${c.req.method} ${c.req.path}`, error: errorMessage(error) });
+    const code = error instanceof ConfigError ? "misconfigured" : "internal";
+    return errorResponse(
+      c,
+      new ApiError(500, code, error instanceof ConfigError ? error.message : "internal error; see the Worker's logs"),
+    );
+  });
+
+export { app as adminApp };

@@ -1,0 +1,128 @@
+import type { RunRow } from "@path-stats/shared";
+
+export type DayState = "none" | "archiving" | "archived" | "cleaning" | "cleaned" | "failed";
+
+interface ChunkCounts {
+  run_id: string;
+  total: number;
+  archived: number;
+  archive_errors: number;
+  cleaned: number;
+  cleanup_pending: number;
+  cleanup_failed: number;
+  rows_archived: number;
+  rows_deleted: number;
+  delete_statements: number;
+  gz_bytes: number;
+  padding_bytes: number;
+  rows_read: number;
+  peak_buffered_bytes: number;
+  last_archive_error: string | null;
+  last_cleanup_error: string | null;
+}
+
+/**
+ * The operator's one view of a day: its state, each run with chunk progress,
+ * rows planned, archived and deleted, bytes, keys, the rows still in D1
+ * (counted live) and the last errors.
+ */
+export async function dayStatus(db: D1Database, date: string) {
+  const [runsResult, chunksResult, remaining, metadata] = await db.batch([
+    db.prepare("SELECT * FROM archive_runs WHERE date = ?1 ORDER BY rowid").bind(date),
+    db
+      .prepare(
+        `SELECT c.run_id, COUNT(*) AS total,
+           SUM(c.state = 'archived') AS archived,
+           SUM(c.state = 'pending' AND c.last_error IS NOT NULL) AS archive_errors,
+           SUM(c.cleanup_state = 'cleaned') AS cleaned,
+           SUM(c.cleanup_state = 'pending') AS cleanup_pending,
+           SUM(c.cleanup_state = 'failed') AS cleanup_failed,
+           COALESCE(SUM(c.rows), 0) AS rows_archived,
+           SUM(c.rows_deleted) AS rows_deleted,
+           SUM(c.delete_statements) AS delete_statements,
+           COALESCE(SUM(c.gz_bytes), 0) AS gz_bytes,
+           COALESCE(SUM(c.padding_bytes), 0) AS padding_bytes,
+           COALESCE(SUM(c.rows_read), 0) AS rows_read,
+           COALESCE(MAX(c.peak_buffered_bytes), 0) AS peak_buffered_bytes,
+           MAX(c.last_error) AS last_archive_error,
+           MAX(c.cleanup_error) AS last_cleanup_error
+         FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+         WHERE r.date = ?1 GROUP BY c.run_id`,
+      )
+      .bind(date),
+    db.prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1").bind(date),
+    db.prepare("SELECT * FROM archive_metadata WHERE date = ?1").bind(date),
+  ]);
+  const runs = (runsResult?.results ?? []) as RunRow[];
+  const counts = new Map(((chunksResult?.results ?? []) as ChunkCounts[]).map((c) => [c.run_id, c]));
+  const meta = (metadata?.results[0] ?? null) as { d1_cleaned: number; cleaned_at: string | null } | null;
+  const d1Remaining = (remaining?.results[0] as { n: number } | undefined)?.n ?? 0;
+
+  const runViews = runs.map((run) => {
+    const c = counts.get(run.run_id);
+    return {
+      runId: run.run_id,
+      status: run.status,
+      objectKey: run.object_key,
+      manifestKey: run.manifest_key,
+      rowidLo: run.rowid_lo,
+      rowidHi: run.rowid_hi,
+      chunks: {
+        total: run.chunk_count,
+        done: c?.archived ?? 0,
+        failing: c?.archive_errors ?? 0,
+        cleaned: c?.cleaned ?? 0,
+        cleanupPending: c?.cleanup_pending ?? 0,
+        cleanupFailed: c?.cleanup_failed ?? 0,
+      },
+      rows: {
+        planned: run.planned_rows,
+        archived: c?.rows_archived ?? 0,
+        deleted: c?.rows_deleted ?? 0,
+        d1RowsRead: (c?.rows_read ?? 0) + run.plan_rows_read,
+      },
+      bytes: {
+        raw: run.raw_bytes,
+        compressed: c?.gz_bytes ?? 0,
+        padding: c?.padding_bytes ?? 0,
+        object: run.object_bytes,
+        peakBuffered: c?.peak_buffered_bytes ?? 0,
+      },
+      parts: run.part_count,
+      deleteStatements: c?.delete_statements ?? 0,
+      errors: {
+        run: run.error,
+        lastChunk: c?.last_archive_error ?? null,
+        cleanup: run.cleanup_error ?? c?.last_cleanup_error ?? null,
+      },
+      timings: {
+        createdAt: run.created_at,
+        archivedAt: run.archived_at,
+        failedAt: run.failed_at,
+        cleanedAt: run.cleaned_at,
+      },
+    };
+  });
+
+  return {
+    date,
+    status: dayState(runViews, meta?.d1_cleaned === 1),
+    d1Remaining,
+    d1Cleaned: meta?.d1_cleaned === 1,
+    cleanedAt: meta?.cleaned_at ?? null,
+    metadata: metadata?.results[0] ?? null,
+    runs: runViews,
+  };
+}
+
+function dayState(
+  runs: { status: RunRow["status"]; chunks: { cleanupPending: number; cleanupFailed: number } }[],
+  d1Cleaned: boolean,
+): DayState {
+  if (runs.length === 0) return "none";
+  if (runs.some((r) => r.status === "archiving" || r.status === "finalizing")) return "archiving";
+  if (runs.at(-1)?.status === "failed" || runs.some((r) => r.chunks.cleanupFailed > 0)) return "failed";
+  if (d1Cleaned) return "cleaned";
+  if (runs.some((r) => r.chunks.cleanupPending > 0)) return "cleaning";
+  return "archived";
+}
