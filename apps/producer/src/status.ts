@@ -67,6 +67,7 @@ export async function dayStatus(db: D1Database, date: string) {
       manifestKey: run.manifest_key,
       rowidLo: run.rowid_lo,
       rowidHi: run.rowid_hi,
+      partSize: run.part_size,
       chunks: {
         total: run.chunk_count,
         done: c?.archived ?? 0,

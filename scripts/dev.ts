@@ -1,0 +1,59 @@
+/**
+ * `pnpm dev`: all three Workers in one `wrangler dev` on 127.0.0.1:8787,
+ * sharing local D1, R2 and Queues persisted in .wrangler/state. Applies the
+ * migrations first and creates apps/producer/.dev.vars from the example when
+ * missing. The cron is reachable at /__scheduled (--test-scheduled).
+ */
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { CONFIGS, PORT, PRODUCER_CONFIG, ROOT, run, STATE_DIR } from "./lib.ts";
+
+export async function prepareLocalState(): Promise<void> {
+  const devVars = join(ROOT, "apps", "producer", ".dev.vars");
+  if (!existsSync(devVars)) {
+    copyFileSync(join(ROOT, "apps", "producer", ".dev.vars.example"), devVars);
+    console.log("created apps/producer/.dev.vars from .dev.vars.example");
+  }
+  await run(
+    "wrangler",
+    ["d1", "migrations", "apply", "path-stats-db", "--local", "--persist-to", STATE_DIR, "-c", PRODUCER_CONFIG],
+    { quiet: true },
+  );
+  console.log("local D1 migrations applied (.wrangler/state)");
+}
+
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** Starts the stack; resolves with the child process (its output goes to `log`). */
+export async function startStack(output: "inherit" | "pipe" = "inherit") {
+  if (!(await portIsFree(PORT))) {
+    throw new Error(
+      `port ${PORT} on 127.0.0.1 is taken: stop whatever listens there (another \`pnpm dev\`?) and try again`,
+    );
+  }
+  await prepareLocalState();
+  const args = ["dev", ...CONFIGS.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(PORT)];
+  args.push("--persist-to", STATE_DIR, "--test-scheduled", "--show-interactive-dev-session=false");
+  return spawn("wrangler", args, { cwd: ROOT, stdio: ["ignore", output, output], detached: output === "pipe" });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    const child = await startStack("inherit");
+    const stop = () => child.kill("SIGINT");
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    child.on("close", (code) => process.exit(code ?? 0));
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Shared by the local scripts (dev, seed, demo, bench): where the local state
+ * lives and how to reach the stack. Run with the project's Node.js 22
+ * (`pnpm <script>`), which strips the types.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const STATE_DIR = join(ROOT, ".wrangler", "state");
+export const PORT = 8787;
+export const BASE_URL = `http://127.0.0.1:${PORT}`;
+export const CONFIGS = ["producer", "archive-consumer", "cleanup-consumer"].map((app) =>
+  join(ROOT, "apps", app, "wrangler.jsonc"),
+);
+export const PRODUCER_CONFIG = CONFIGS[0] as string;
+
+/** The local D1 database file that `wrangler dev --persist-to .wrangler/state` uses. */
+export function localD1File(): string {
+  const dir = join(STATE_DIR, "v3", "d1", "miniflare-D1DatabaseObject");
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite") : [];
+  if (files.length !== 1) {
+    throw new Error(
+      `expected one local D1 database in ${dir}, found ${files.length}: run \`pnpm dev\` (it applies the migrations) first`,
+    );
+  }
+  return join(dir, files[0] as string);
+}
+
+/** The admin token from apps/producer/.dev.vars. */
+export function adminToken(): string {
+  const file = join(ROOT, "apps", "producer", ".dev.vars");
+  const match = existsSync(file) ? /^ADMIN_TOKEN=(.+)$/m.exec(readFileSync(file, "utf8")) : null;
+  if (!match?.[1])
+    throw new Error(`no ADMIN_TOKEN in ${file}: run \`pnpm dev\` once to create it from .dev.vars.example`);
+  return match[1].trim();
+}
+
+export async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const response = await fetch(`${BASE_URL}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken()}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  try {
+    return { status: response.status, json: JSON.parse(text) };
+  } catch {
+    throw new Error(`${method} ${path} answered ${response.status} with no JSON: ${text.slice(0, 500)}`);
+  }
+}
+
+export async function isUp(): Promise<boolean> {
+  try {
+    const response = await fetch(`${BASE_URL}/healthz`, { signal: AbortSignal.timeout(1000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a local binary (wrangler) from node_modules/.bin, inheriting output, and fails on a non-zero exit. */
+export function run(command: string, args: string[], options: { quiet?: boolean } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (!options.quiet) process.stdout.write(d);
+    });
+    child.stderr.on("data", (d) => {
+      out += d;
+      if (!options.quiet) process.stderr.write(d);
+    });
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(" ")} exited ${code}\n${out.slice(-2000)}`)),
+    );
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export type { ChildProcess };
+
+/** The script's arguments; `pnpm <script> -- --flag` passes the `--` along, which is dropped here. */
+export function cliArgs(): string[] {
+  const args = process.argv.slice(2);
+  return args[0] === "--" ? args.slice(1) : args;
+}
