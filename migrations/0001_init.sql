@@ -86,6 +86,7 @@ CREATE TABLE archive_chunks (
   cleanup_verified_at TEXT,
   rows_deleted INTEGER NOT NULL DEFAULT 0,
   delete_statements INTEGER NOT NULL DEFAULT 0,
+  cleanup_rows_written INTEGER NOT NULL DEFAULT 0, -- D1's rows_written for the deletes, as billed
   cleanup_ms INTEGER NOT NULL DEFAULT 0,
   cleanup_error TEXT,
   cleaned_at TEXT,

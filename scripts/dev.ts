@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { CONFIGS, PORT, PRODUCER_CONFIG, ROOT, run, STATE_DIR } from "./lib.ts";
 
-export async function prepareLocalState(): Promise<void> {
+export async function prepareLocalState(stateDir = STATE_DIR): Promise<void> {
   const devVars = join(ROOT, "apps", "producer", ".dev.vars");
   if (!existsSync(devVars)) {
     copyFileSync(join(ROOT, "apps", "producer", ".dev.vars.example"), devVars);
@@ -18,10 +18,10 @@ export async function prepareLocalState(): Promise<void> {
   }
   await run(
     "wrangler",
-    ["d1", "migrations", "apply", "path-stats-db", "--local", "--persist-to", STATE_DIR, "-c", PRODUCER_CONFIG],
+    ["d1", "migrations", "apply", "path-stats-db", "--local", "--persist-to", stateDir, "-c", PRODUCER_CONFIG],
     { quiet: true },
   );
-  console.log("local D1 migrations applied (.wrangler/state)");
+  console.log(`local D1 migrations applied (${stateDir})`);
 }
 
 export function portIsFree(port: number): Promise<boolean> {
@@ -33,15 +33,15 @@ export function portIsFree(port: number): Promise<boolean> {
 }
 
 /** Starts the stack; resolves with the child process (its output goes to `log`). */
-export async function startStack(output: "inherit" | "pipe" = "inherit") {
+export async function startStack(output: "inherit" | "pipe" = "inherit", stateDir = STATE_DIR) {
   if (!(await portIsFree(PORT))) {
     throw new Error(
       `port ${PORT} on 127.0.0.1 is taken: stop whatever listens there (another \`pnpm dev\`?) and try again`,
     );
   }
-  await prepareLocalState();
+  await prepareLocalState(stateDir);
   const args = ["dev", ...CONFIGS.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(PORT)];
-  args.push("--persist-to", STATE_DIR, "--test-scheduled", "--show-interactive-dev-session=false");
+  args.push("--persist-to", stateDir, "--test-scheduled", "--show-interactive-dev-session=false");
   return spawn("wrangler", args, { cwd: ROOT, stdio: ["ignore", output, output], detached: output === "pipe" });
 }
 

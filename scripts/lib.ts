@@ -18,8 +18,8 @@ export const CONFIGS = ["producer", "archive-consumer", "cleanup-consumer"].map(
 export const PRODUCER_CONFIG = CONFIGS[0] as string;
 
 /** The local D1 database file that `wrangler dev --persist-to .wrangler/state` uses. */
-export function localD1File(): string {
-  const dir = join(STATE_DIR, "v3", "d1", "miniflare-D1DatabaseObject");
+export function localD1File(stateDir = STATE_DIR): string {
+  const dir = join(stateDir, "v3", "d1", "miniflare-D1DatabaseObject");
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite") : [];
   if (files.length !== 1) {
     throw new Error(

@@ -167,9 +167,10 @@ export function seed(
       if (firstId === 0) firstId = lastId;
     }
     db.exec("COMMIT");
-    if (count > perTransaction) process.stdout.write(`\rseeded ${Math.min(count, done + perTransaction)} / ${count}`);
+    // Progress on a terminal only; logs get the summary line.
+    if (process.stdout.isTTY) process.stdout.write(`\rseeded ${Math.min(count, done + perTransaction)} / ${count}`);
   }
-  if (count > perTransaction) process.stdout.write("\n");
+  if (process.stdout.isTTY) process.stdout.write("\n");
   db.close();
   return { inserted: count, firstId, lastId, ms: Date.now() - started };
 }

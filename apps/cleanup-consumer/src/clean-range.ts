@@ -81,11 +81,13 @@ export async function cleanRange(
     `UPDATE archive_chunks SET rows_deleted = rows_deleted + changes(), delete_statements = delete_statements + 1
      WHERE run_id = ?1 AND chunk_index = ?2`,
   );
+  let rowsWritten = 0;
   for (;;) {
-    const [deleted] = await db.batch([
+    const [deleted, counted] = await db.batch([
       deleteSome.bind(run.date, chunk.rowid_lo, chunk.rowid_hi, config.DELETE_BATCH_ROWS),
       countProgress.bind(run.run_id, chunk.chunk_index),
     ]);
+    rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
     if ((deleted?.meta.changes ?? 0) < config.DELETE_BATCH_ROWS) break;
   }
 
@@ -97,18 +99,20 @@ export async function cleanRange(
 
   const done = await db
     .prepare(
-      `UPDATE archive_chunks SET cleanup_state = 'cleaned', cleaned_at = ?1, cleanup_ms = cleanup_ms + ?2, cleanup_error = NULL
-       WHERE run_id = ?3 AND chunk_index = ?4 AND cleanup_state <> 'cleaned'
-       RETURNING rows_deleted, delete_statements, cleanup_ms`,
+      `UPDATE archive_chunks SET cleanup_state = 'cleaned', cleaned_at = ?1, cleanup_ms = cleanup_ms + ?2, cleanup_error = NULL,
+         cleanup_rows_written = cleanup_rows_written + ?3
+       WHERE run_id = ?4 AND chunk_index = ?5 AND cleanup_state <> 'cleaned'
+       RETURNING rows_deleted, delete_statements, cleanup_ms, cleanup_rows_written`,
     )
-    .bind(new Date().toISOString(), Date.now() - started, run.run_id, chunk.chunk_index)
-    .first<Pick<ChunkRow, "rows_deleted" | "delete_statements" | "cleanup_ms">>();
+    .bind(new Date().toISOString(), Date.now() - started, rowsWritten, run.run_id, chunk.chunk_index)
+    .first<Pick<ChunkRow, "rows_deleted" | "delete_statements" | "cleanup_ms" | "cleanup_rows_written">>();
   if (done) {
     logEvent("cleanup.range_cleaned", {
       ...where,
       rows: chunk.rows,
       rowsDeleted: done.rows_deleted,
       statements: done.delete_statements,
+      rowsWritten: done.cleanup_rows_written,
       ms: done.cleanup_ms,
     });
   }

@@ -13,6 +13,7 @@ interface ChunkCounts {
   rows_archived: number;
   rows_deleted: number;
   delete_statements: number;
+  cleanup_rows_written: number;
   gz_bytes: number;
   padding_bytes: number;
   rows_read: number;
@@ -40,6 +41,7 @@ export async function dayStatus(db: D1Database, date: string) {
            COALESCE(SUM(c.rows), 0) AS rows_archived,
            SUM(c.rows_deleted) AS rows_deleted,
            SUM(c.delete_statements) AS delete_statements,
+           SUM(c.cleanup_rows_written) AS cleanup_rows_written,
            COALESCE(SUM(c.gz_bytes), 0) AS gz_bytes,
            COALESCE(SUM(c.padding_bytes), 0) AS padding_bytes,
            COALESCE(SUM(c.rows_read), 0) AS rows_read,
@@ -80,7 +82,9 @@ export async function dayStatus(db: D1Database, date: string) {
         planned: run.planned_rows,
         archived: c?.rows_archived ?? 0,
         deleted: c?.rows_deleted ?? 0,
-        d1RowsRead: (c?.rows_read ?? 0) + run.plan_rows_read,
+        d1RowsReadPlanning: run.plan_rows_read,
+        d1RowsReadArchiving: c?.rows_read ?? 0,
+        d1RowsWrittenByCleanup: c?.cleanup_rows_written ?? 0,
       },
       bytes: {
         raw: run.raw_bytes,

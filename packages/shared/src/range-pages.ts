@@ -65,6 +65,11 @@ export async function* rangePages(
   let limit = Math.min(FIRST_PAGE_ROWS, range.maxPageRows);
   let next: Promise<Page> | null = fetchPage(range.rowidLo - 1, limit);
   while (next) {
+    // Yield to the event loop once a page. The next page is usually fetched
+    // already, so without this a chunk runs as one long chain of microtasks:
+    // measured locally, any request arriving meanwhile was dropped ("Network
+    // connection lost") and the whole wrangler dev stack died.
+    await new Promise((resolve) => setTimeout(resolve, 0));
     const page: Page = await next;
     const last = page.results.at(-1);
     if (!last) {

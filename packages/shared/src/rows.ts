@@ -58,6 +58,7 @@ export interface ChunkRow {
   cleanup_verified_at: string | null;
   rows_deleted: number;
   delete_statements: number;
+  cleanup_rows_written: number;
   cleanup_ms: number;
   cleanup_error: string | null;
   cleaned_at: string | null;

@@ -1,0 +1,364 @@
+/**
+ * `pnpm bench -- [--sizes 1000000,5000000]`: for each size, on a fresh local
+ * stack and state, measures in one run:
+ * - end-to-end archive time (trigger → archived) against a baseline on the
+ *   same rows: the day as JSON Lines, gzip level 6, by a plain Node stream
+ *   (node:sqlite → JSON.stringify → zlib), and `sqlite3 -json | gzip -6`
+ *   when sqlite3 is installed;
+ * - peak anonymous memory (RssAnon) of the local runtime (workerd) while
+ *   archiving, and the archive consumer's own peak buffered bytes;
+ * - D1 rows read per archived row; object size against gzip -6;
+ * - cleanup time and D1 rows written per row deleted.
+ * Prints a table and writes bench/RESULTS.md.
+ */
+import { execSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { pipeline } from "node:stream/promises";
+import { parseArgs } from "node:util";
+import { createGzip } from "node:zlib";
+import { portIsFree, startStack } from "./dev.ts";
+import { admin, cliArgs, isUp, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { seed } from "./seed.ts";
+
+const DATE = "2026-01-15";
+
+type RunView = {
+  parts: number;
+  chunks: { total: number };
+  rows: {
+    archived: number;
+    deleted: number;
+    d1RowsReadPlanning: number;
+    d1RowsReadArchiving: number;
+    d1RowsWrittenByCleanup: number;
+  };
+  bytes: { raw: number; object: number; padding: number; peakBuffered: number };
+};
+type Status = { status: string; d1Remaining: number; runs: RunView[] };
+
+/** workerd processes started by the stack (its descendants). */
+function descendants(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parents.set(Number(entry), ppid);
+    } catch {}
+  }
+  const out: number[] = [];
+  for (const pid of parents.keys()) {
+    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p)) {
+      if (p === root) {
+        out.push(pid);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** The largest RssAnon (bytes) among the stack's workerd processes. */
+function workerdRssAnon(root: number): number {
+  let max = 0;
+  for (const pid of descendants(root)) {
+    try {
+      if (!readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) continue;
+      const match = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (match) max = Math.max(max, Number(match[1]) * 1024);
+    } catch {}
+  }
+  return max;
+}
+
+async function status(): Promise<Status> {
+  const res = await admin("GET", `/admin/archive-status?date=${DATE}`);
+  if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
+  return res.json as Status;
+}
+
+/**
+ * Waits for the day's state by reading D1's SQLite file directly: polling
+ * the admin API would count the day's rows live (d1Remaining) ten times a
+ * second and slow down the very run being measured.
+ */
+async function until(file: string, done: (db: DatabaseSync) => boolean): Promise<void> {
+  const db = new DatabaseSync(file, { readOnly: true });
+  db.exec("PRAGMA busy_timeout = 5000");
+  try {
+    for (;;) {
+      if (done(db)) return;
+      const failed = db.prepare("SELECT error FROM archive_runs WHERE date = ? AND status = 'failed'").get(DATE);
+      if (failed) throw new Error(`run failed: ${JSON.stringify(failed)}`);
+      await sleep(100);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+const archivedNow = (db: DatabaseSync) =>
+  db.prepare("SELECT 1 FROM archive_runs WHERE date = ? AND status = 'archived'").get(DATE) !== undefined;
+const cleanedNow = (db: DatabaseSync) =>
+  db.prepare("SELECT 1 FROM archive_metadata WHERE date = ? AND d1_cleaned = 1").get(DATE) !== undefined;
+
+/** The plain pipeline: the same rows as JSON Lines through zlib at level 6. */
+async function nodeBaseline(file: string): Promise<{ ms: number; raw: number; gz: number }> {
+  const started = Date.now();
+  const db = new DatabaseSync(file, { readOnly: true });
+  let raw = 0;
+  let gz = 0;
+  const rows = db.prepare("SELECT * FROM traffic_events WHERE event_date = ? ORDER BY id").iterate(DATE);
+  async function* lines() {
+    let batch = "";
+    for (const row of rows) {
+      batch += `${JSON.stringify(row)}\n`;
+      if (batch.length > 1 << 20) {
+        raw += Buffer.byteLength(batch);
+        yield batch;
+        batch = "";
+      }
+    }
+    raw += Buffer.byteLength(batch);
+    yield batch;
+  }
+  const gzip = createGzip({ level: 6 });
+  gzip.on("data", (d: Buffer) => {
+    gz += d.byteLength;
+  });
+  await pipeline(lines, gzip);
+  db.close();
+  return { ms: Date.now() - started, raw, gz };
+}
+
+function sqlite3Baseline(file: string): number | null {
+  try {
+    execSync("command -v sqlite3", { stdio: "ignore" });
+  } catch {
+    return null;
+  }
+  const started = Date.now();
+  execSync(
+    `sqlite3 -readonly -json "${file}" "SELECT * FROM traffic_events WHERE event_date = '${DATE}' ORDER BY id" | gzip -6 > /dev/null`,
+    {
+      shell: "/bin/bash",
+    },
+  );
+  return Date.now() - started;
+}
+
+interface Result {
+  rows: number;
+  baselineMs: number;
+  sqlite3Ms: number | null;
+  archiveMs: number;
+  rssBefore: number;
+  rssPeak: number;
+  peakBuffered: number;
+  readsArchiving: number;
+  readsPlanning: number;
+  objectBytes: number;
+  paddingBytes: number;
+  gzip6Bytes: number;
+  rawBytes: number;
+  baselineRawBytes: number;
+  parts: number;
+  chunks: number;
+  cleanupMs: number;
+  rowsDeleted: number;
+  rowsWritten: number;
+}
+
+async function benchOne(rows: number): Promise<Result> {
+  const stateDir = join(ROOT, ".wrangler", `bench-state-${rows}`);
+  rmSync(stateDir, { recursive: true, force: true });
+  const stack = await startStack("pipe", stateDir);
+  let log = "";
+  stack.stdout?.on("data", (d) => {
+    log += d;
+  });
+  stack.stderr?.on("data", (d) => {
+    log += d;
+  });
+  try {
+    const deadline = Date.now() + 90_000;
+    while (!(await isUp())) {
+      if (stack.exitCode !== null || Date.now() > deadline)
+        throw new Error(`the stack did not start:\n${log.slice(-3000)}`);
+      await sleep(300);
+    }
+    const file = localD1File(stateDir);
+    console.log(`[${rows}] seeding ...`);
+    seed(DATE, rows, file);
+    console.log(`[${rows}] baselines ...`);
+    const baseline = await nodeBaseline(file);
+    const sqlite3Ms = sqlite3Baseline(file);
+
+    console.log(`[${rows}] archiving ...`);
+    const root = stack.pid as number;
+    const rssBefore = workerdRssAnon(root);
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, workerdRssAnon(root));
+    }, 100);
+    const started = Date.now();
+    const triggered = await admin("POST", `/admin/trigger-archive?date=${DATE}`);
+    if (triggered.status !== 202)
+      throw new Error(`trigger-archive answered ${triggered.status}: ${JSON.stringify(triggered.json)}`);
+    await until(file, archivedNow);
+    const archiveMs = Date.now() - started;
+    clearInterval(sampler);
+    rssPeak = Math.max(rssPeak, workerdRssAnon(root));
+
+    console.log(`[${rows}] cleaning up ...`);
+    const cleanupStarted = Date.now();
+    const cleanup = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`);
+    if (cleanup.status !== 202) throw new Error(`trigger-cleanup answered ${cleanup.status}`);
+    await until(file, cleanedNow);
+    const cleanupMs = Date.now() - cleanupStarted;
+
+    const archived = await status();
+    const run = archived.runs.at(-1) as RunView;
+    return {
+      rows,
+      baselineMs: baseline.ms,
+      sqlite3Ms,
+      archiveMs,
+      rssBefore,
+      rssPeak,
+      peakBuffered: run.bytes.peakBuffered,
+      readsArchiving: run.rows.d1RowsReadArchiving,
+      readsPlanning: run.rows.d1RowsReadPlanning,
+      objectBytes: run.bytes.object,
+      paddingBytes: run.bytes.padding,
+      gzip6Bytes: baseline.gz,
+      rawBytes: run.bytes.raw,
+      baselineRawBytes: baseline.raw,
+      parts: run.parts,
+      chunks: run.chunks.total,
+      cleanupMs,
+      rowsDeleted: run.rows.deleted,
+      rowsWritten: run.rows.d1RowsWrittenByCleanup,
+    };
+  } catch (error) {
+    console.error(`--- last lines of the stack's log ---\n${log.slice(-4000)}`);
+    throw error;
+  } finally {
+    if (stack.pid) {
+      try {
+        process.kill(-stack.pid, "SIGTERM");
+      } catch {}
+    }
+    await sleep(1500);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+function version(command: string): string {
+  try {
+    return execSync(command, { cwd: ROOT, encoding: "utf8" }).trim().split("\n").at(-1) ?? "?";
+  } catch {
+    return "?";
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ args: cliArgs(), options: { sizes: { type: "string", default: "1000000,5000000" } } });
+  const sizes = (values.sizes ?? "").split(",").map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`--sizes must be positive integers, got ${values.sizes}`);
+  if (!(await portIsFree(PORT)))
+    throw new Error(`port ${PORT} is taken: stop pnpm dev (the bench starts its own stack on fresh state)`);
+
+  const results: Result[] = [];
+  for (const size of sizes) results.push(await benchOne(size));
+
+  const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
+  const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
+  const columns = [
+    "rows",
+    "archive s",
+    "baseline s: Node",
+    "ratio",
+    "baseline s: sqlite3 -json, gzip -6",
+    "ratio",
+    "RssAnon peak MiB (before)",
+    "consumer peak buffered MiB",
+    "D1 reads / row: archive + plan",
+    "object MiB",
+    "gzip -6 MiB",
+    "size ratio",
+    "padding MiB",
+    "parts (chunks)",
+    "cleanup s",
+    "rows written / row deleted",
+  ];
+  const header = `| ${columns.join(" | ")} |`;
+  const rule = `|${columns.map(() => "---").join("|")}|`;
+  const lines = results.map((r) =>
+    [
+      r.rows.toLocaleString("en-US"),
+      sec(r.archiveMs),
+      sec(r.baselineMs),
+      `${(r.archiveMs / r.baselineMs).toFixed(2)}x`,
+      sec(r.sqlite3Ms),
+      r.sqlite3Ms === null ? "n/a" : `${(r.archiveMs / r.sqlite3Ms).toFixed(2)}x`,
+      `${mib(r.rssPeak)} (${mib(r.rssBefore)})`,
+      mib(r.peakBuffered),
+      `${(r.readsArchiving / r.rows).toFixed(4)} + ${(r.readsPlanning / r.rows).toFixed(4)}`,
+      mib(r.objectBytes),
+      mib(r.gzip6Bytes),
+      `${(r.objectBytes / r.gzip6Bytes).toFixed(3)}x`,
+      mib(r.paddingBytes),
+      `${r.parts} (${r.chunks})`,
+      sec(r.cleanupMs),
+      (r.rowsWritten / r.rowsDeleted).toFixed(3),
+    ].join(" | "),
+  );
+  const table = [header, rule, ...lines.map((l) => `| ${l} |`)].join("\n");
+  console.log(`\n${table}\n`);
+  for (const r of results) {
+    if (r.rawBytes !== r.baselineRawBytes)
+      console.log(`note: archive JSON Lines ${r.rawBytes} bytes, baseline ${r.baselineRawBytes} bytes`);
+  }
+
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${mib(totalmem())} MiB RAM, ${process.platform}`;
+  const report = `# Benchmark results
+
+Command: \`pnpm bench -- --sizes ${sizes.join(",")}\` (scripts/bench.ts), run ${new Date().toISOString()}.
+
+Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, workerd ${version("workerd --version")}.
+
+Each size runs on a fresh local stack (\`wrangler dev\` of the three Workers, PART_SIZE_BYTES 5 MiB,
+PARTS_PER_CHUNK 4, PAGE_ROWS 5000, DELETE_BATCH_ROWS 5000) and fresh state, seeded with \`pnpm seed\`'s
+realistic rows for one date.
+
+${table}
+
+- **archive s**: from \`POST /admin/trigger-archive\` until the run is \`archived\` (planning, every chunk, finalization),
+  watched by reading D1's SQLite file every 100 ms so that watching does not load the stack.
+- **baseline**: the same rows as JSON Lines (the same bytes the archive holds) through zlib level 6, in one Node stream
+  (node:sqlite → JSON.stringify → zlib), measured in the same run; \`sqlite3 -json | gzip -6\` where sqlite3 is installed.
+- **RssAnon peak**: the largest RssAnon of the stack's workerd processes sampled every 100 ms while archiving
+  (anonymous memory; SQLite's file pages are not counted); in brackets, before the archive started.
+- **consumer peak buffered**: the largest of the chunks' own reports (part buffer plus the page being compressed and the one
+  being fetched).
+- **D1 reads / row**: D1's own \`rows_read\` over archived rows, for the chunk reads and for planning (one pass over the
+  (event_date, id) index plus a 0.3% sample).
+- **size ratio**: the archive object over gzip -6 of the same JSON Lines; the difference is the padding of each non-final
+  chunk's last part and the gzip member headers.
+- **rows written / row deleted**: D1's \`rows_written\` for the cleanup's DELETEs and their progress counts, per row deleted
+  (each deleted row also removes its (event_date, id) index entry).
+`;
+  writeFileSync(join(ROOT, "bench", "RESULTS.md"), report);
+  console.log("written to bench/RESULTS.md");
+}
+
+main().catch((error) => {
+  console.error(`bench failed: ${error instanceof Error ? error.message : error}`);
+  process.exitCode = 1;
+});
