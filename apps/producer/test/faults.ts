@@ -147,3 +147,91 @@ export function gatedUploadParts(gate: Promise<void>): Env {
   });
   return { ...env, R2_ARCHIVE: wrapped };
 }
+
+/**
+ * D1 that fails the statements whose SQL matches a rule, `times` times each
+ * (alone or inside a batch), as a dying Worker or a D1 error would.
+ */
+export function faultyD1(
+  rules: { match: RegExp; times: number }[],
+  base: D1Database = env.D1,
+): D1Database & { failures: number } {
+  const left = rules.map((r) => ({ ...r }));
+  const sqlOf = new WeakMap<object, string>();
+  const state = { failures: 0 };
+  const shouldFail = (sql: string | undefined) => {
+    const rule = sql === undefined ? undefined : left.find((r) => r.times > 0 && r.match.test(sql));
+    if (!rule) return false;
+    rule.times--;
+    state.failures++;
+    return true;
+  };
+  const wrapStatement = (statement: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, prop) {
+        if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values), sql);
+        if (prop === "run" || prop === "all" || prop === "first" || prop === "raw") {
+          return (...args: unknown[]) => {
+            if (shouldFail(sql)) return Promise.reject(new Error(`injected D1 failure: ${sql.slice(0, 60)}`));
+            return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        return Reflect.get(target, prop);
+      },
+    });
+    sqlOf.set(proxy, sql);
+    sqlOf.set(statement, sql);
+    return proxy;
+  };
+  return new Proxy(base, {
+    get(target, prop) {
+      if (prop === "failures") return state.failures;
+      if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql), sql);
+      if (prop === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          for (const s of statements) {
+            if (shouldFail(sqlOf.get(s))) throw new Error(`injected D1 batch failure: ${sqlOf.get(s)?.slice(0, 60)}`);
+          }
+          return target.batch(statements);
+        };
+      }
+      return Reflect.get(target, prop);
+    },
+  }) as D1Database & { failures: number };
+}
+
+/** R2 whose put, uploadPart or complete fail the given number of times. */
+export function faultyR2(
+  times: { put?: number; uploadPart?: number; complete?: number },
+  base: R2Bucket = env.R2_ARCHIVE,
+): R2Bucket {
+  const left = { put: 0, uploadPart: 0, complete: 0, ...times };
+  const fail = (what: keyof typeof left) => {
+    if (left[what] <= 0) return false;
+    left[what]--;
+    return true;
+  };
+  return new Proxy(base, {
+    get(target, prop) {
+      if (prop === "put") {
+        return (...args: Parameters<R2Bucket["put"]>) =>
+          fail("put") ? Promise.reject(new Error("injected R2 put failure")) : target.put(...args);
+      }
+      if (prop === "resumeMultipartUpload") {
+        return (key: string, uploadId: string) =>
+          new Proxy(target.resumeMultipartUpload(key, uploadId), {
+            get(upload, p) {
+              if (p === "uploadPart" || p === "complete") {
+                return (...args: unknown[]) =>
+                  fail(p)
+                    ? Promise.reject(new Error(`injected R2 ${p} failure`))
+                    : (upload[p] as (...a: unknown[]) => unknown).apply(upload, args);
+              }
+              return Reflect.get(upload, p);
+            },
+          });
+      }
+      return Reflect.get(target, prop);
+    },
+  });
+}
