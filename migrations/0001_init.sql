@@ -104,6 +104,15 @@ CREATE TABLE archive_metadata (
   cleaned_at TEXT
 );
 
+-- A row arriving for a day already cleaned (a late row) makes the day not
+-- cleaned any more, at once: d1_cleaned = 1 must always mean no row of the
+-- day is in D1. The lookup is by primary key on a table of one row per day.
+CREATE TRIGGER traffic_events_late_row AFTER INSERT ON traffic_events
+BEGIN
+  UPDATE archive_metadata SET d1_cleaned = 0, cleaned_at = NULL
+  WHERE date = NEW.event_date AND d1_cleaned = 1;
+END;
+
 -- Every message that reached a dead-letter queue.
 CREATE TABLE dead_letters (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

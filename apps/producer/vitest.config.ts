@@ -8,7 +8,14 @@ export default defineConfig(async () => {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./test/wrangler.jsonc" },
-        miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            // The randomized fault test: RANDOM_STEPS=2000 for a long run, RANDOM_SEED=n to replay one.
+            RANDOM_STEPS: process.env.RANDOM_STEPS ?? "60",
+            RANDOM_SEED: process.env.RANDOM_SEED ?? "",
+          },
+        },
       }),
     ],
     test: {

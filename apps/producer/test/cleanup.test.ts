@@ -212,6 +212,10 @@ describe("verified cleanup", () => {
     for (const m of messages) expect(await deliverCleanup(m)).toBe("ack");
     expect(await count(date)).toBe(0);
     expect(await metadata(date)).toMatchObject({ d1_cleaned: 1, event_count: 202 });
+
+    // A row arriving after that makes the day not cleaned, at once.
+    await insertEvents([event(date, 902, { path: "/late-3" })]);
+    expect(await metadata(date)).toMatchObject({ d1_cleaned: 0, cleaned_at: null });
   });
 
   it("refuses a day whose latest run failed", async () => {
