@@ -33,7 +33,11 @@ export function portIsFree(port: number): Promise<boolean> {
 }
 
 /** Starts the stack; resolves with the child process (its output goes to `log`). */
-export async function startStack(output: "inherit" | "pipe" = "inherit", stateDir = STATE_DIR) {
+export async function startStack(
+  output: "inherit" | "pipe" = "inherit",
+  stateDir = STATE_DIR,
+  extraArgs: string[] = [],
+) {
   if (!(await portIsFree(PORT))) {
     throw new Error(
       `port ${PORT} on 127.0.0.1 is taken: stop whatever listens there (another \`pnpm dev\`?) and try again`,
@@ -41,7 +45,7 @@ export async function startStack(output: "inherit" | "pipe" = "inherit", stateDi
   }
   await prepareLocalState(stateDir);
   const args = ["dev", ...CONFIGS.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(PORT)];
-  args.push("--persist-to", stateDir, "--test-scheduled", "--show-interactive-dev-session=false");
+  args.push("--persist-to", stateDir, "--test-scheduled", "--show-interactive-dev-session=false", ...extraArgs);
   return spawn("wrangler", args, { cwd: ROOT, stdio: ["ignore", output, output], detached: output === "pipe" });
 }
 

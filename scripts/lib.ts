@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const STATE_DIR = join(ROOT, ".wrangler", "state");
-export const PORT = 8787;
+/** The stack's port: 8787, or ARCHIVER_PORT (the restart check uses its own, so a running `pnpm dev` is left alone). */
+export const PORT = Number(process.env.ARCHIVER_PORT ?? 8787);
 export const BASE_URL = `http://127.0.0.1:${PORT}`;
 export const CONFIGS = ["producer", "archive-consumer", "cleanup-consumer"].map((app) =>
   join(ROOT, "apps", app, "wrangler.jsonc"),
@@ -29,13 +30,14 @@ export function localD1File(stateDir = STATE_DIR): string {
   return join(dir, files[0] as string);
 }
 
-/** The admin token from apps/producer/.dev.vars. */
+/** The admin token from apps/producer/.dev.vars, or from the example `pnpm dev` copies it from. */
 export function adminToken(): string {
-  const file = join(ROOT, "apps", "producer", ".dev.vars");
-  const match = existsSync(file) ? /^ADMIN_TOKEN=(.+)$/m.exec(readFileSync(file, "utf8")) : null;
-  if (!match?.[1])
-    throw new Error(`no ADMIN_TOKEN in ${file}: run \`pnpm dev\` once to create it from .dev.vars.example`);
-  return match[1].trim();
+  for (const name of [".dev.vars", ".dev.vars.example"]) {
+    const file = join(ROOT, "apps", "producer", name);
+    const match = existsSync(file) ? /^ADMIN_TOKEN=(.+)$/m.exec(readFileSync(file, "utf8")) : null;
+    if (match?.[1]) return match[1].trim();
+  }
+  throw new Error("no ADMIN_TOKEN in apps/producer/.dev.vars or .dev.vars.example");
 }
 
 export async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {

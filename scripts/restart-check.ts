@@ -1,0 +1,183 @@
+/**
+ * `pnpm restart-check`: kills the whole local stack in the middle of an
+ * archive and in the middle of a cleanup, starts it again on the same state
+ * (local queues keep nothing across a restart), triggers again, and checks
+ * the day ends archived exactly once and then cleaned. Runs on its own port
+ * and state, with a 3-second lease so stalled work is resumed at once.
+ */
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { gunzipSync } from "node:zlib";
+import { startStack } from "./dev.ts";
+import { admin, adminToken, isUp, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { seed } from "./seed.ts";
+
+const DATE = "2026-02-10";
+const ROWS = 1_000_000;
+const STATE = join(ROOT, ".wrangler", "restart-check-state");
+const LEASE_SECONDS = 3;
+const CONSUMER_DEV_VARS = join(ROOT, "apps", "archive-consumer", ".dev.vars");
+
+type Stack = Awaited<ReturnType<typeof startStack>>;
+let stackLog = "";
+
+async function start(): Promise<Stack> {
+  // The short lease must reach the producer (resume) and the archive consumer
+  // (claims). wrangler dev gives --var and --env-file to the first Worker only;
+  // the others read .dev.vars beside their config, written for this check and
+  // removed after it.
+  const envFile = join(STATE, "..", "restart-check.env");
+  writeFileSync(envFile, `ADMIN_TOKEN=${adminToken()}\nLEASE_SECONDS=${LEASE_SECONDS}\n`);
+  writeFileSync(CONSUMER_DEV_VARS, `LEASE_SECONDS=${LEASE_SECONDS}\n`);
+  const stack = await startStack("pipe", STATE, ["--env-file", envFile]);
+  stack.stdout?.on("data", (d) => {
+    stackLog += d;
+  });
+  stack.stderr?.on("data", (d) => {
+    stackLog += d;
+  });
+  const deadline = Date.now() + 90_000;
+  while (!(await isUp())) {
+    if (stack.exitCode !== null || Date.now() > deadline) throw new Error("the stack did not start");
+    await sleep(300);
+  }
+  return stack;
+}
+
+/** Kills the stack and everything it started at once, as a crash or a power cut would. */
+async function kill(stack: Stack): Promise<void> {
+  if (stack.pid) process.kill(-stack.pid, "SIGKILL");
+  while (await isUp()) await sleep(100);
+  await sleep(500);
+}
+
+function query<T>(sql: string, ...params: (string | number)[]): T {
+  const db = new DatabaseSync(localD1File(STATE), { readOnly: true });
+  try {
+    return db.prepare(sql).get(...params) as T;
+  } finally {
+    db.close();
+  }
+}
+
+async function waitFor(what: string, done: () => boolean, timeoutMs = 40_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+async function post(path: string, wanted: number[]): Promise<void> {
+  const res = await admin("POST", path);
+  if (!wanted.includes(res.status)) throw new Error(`${path} answered ${res.status}: ${JSON.stringify(res.json)}`);
+}
+
+const archivedChunks = () =>
+  query<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM archive_chunks c JOIN archive_runs r USING (run_id) WHERE r.date = ? AND c.state = 'archived'",
+    DATE,
+  ).n;
+const cleanedRanges = () =>
+  query<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM archive_chunks c JOIN archive_runs r USING (run_id) WHERE r.date = ? AND c.cleanup_state = 'cleaned'",
+    DATE,
+  ).n;
+
+async function main(): Promise<void> {
+  if (existsSync(CONSUMER_DEV_VARS))
+    throw new Error(`${CONSUMER_DEV_VARS} exists; this check writes its own, so move it away first`);
+  rmSync(STATE, { recursive: true, force: true });
+  let stack = await start();
+  try {
+    seed(DATE, ROWS, localD1File(STATE));
+    await post(`/admin/trigger-archive?date=${DATE}`, [202]);
+    await waitFor("the first chunk", () => archivedChunks() >= 1);
+    console.log(`killing the stack with ${archivedChunks()} chunk(s) archived`);
+    await kill(stack);
+
+    stack = await start();
+    await sleep(LEASE_SECONDS * 1000 + 500);
+    await post(`/admin/trigger-archive?date=${DATE}`, [202]);
+    await waitFor(
+      "the run to be archived",
+      () =>
+        query<{ n: number }>("SELECT COUNT(*) AS n FROM archive_runs WHERE date = ? AND status = 'archived'", DATE)
+          .n === 1,
+    );
+    const runs = query<{ n: number }>("SELECT COUNT(*) AS n FROM archive_runs WHERE date = ?", DATE).n;
+    if (runs !== 1) throw new Error(`${runs} runs for the day, expected exactly one`);
+    const status = (await admin("GET", `/admin/archive-status?date=${DATE}`)).json as { runs: { objectKey: string }[] };
+    const object = await fetchObject(status.runs[0]?.objectKey ?? "");
+    const lines = gunzipSync(object).toString("utf8").split("\n").length - 1;
+    if (lines !== ROWS) throw new Error(`the archive holds ${lines} rows, expected ${ROWS}`);
+    console.log(`archived exactly once after the restart: ${lines} rows in one object`);
+
+    await post(`/admin/trigger-cleanup?date=${DATE}`, [202]);
+    await waitFor(
+      "the first range to be deleted",
+      () =>
+        cleanedRanges() >= 1 ||
+        query<{ n: number }>("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?", DATE).n < ROWS,
+    );
+    console.log("killing the stack in the middle of the cleanup");
+    await kill(stack);
+
+    stack = await start();
+    await sleep(LEASE_SECONDS * 1000 + 500);
+    await post(`/admin/trigger-cleanup?date=${DATE}`, [202, 200]);
+    await waitFor(
+      "the day to be cleaned",
+      () =>
+        query<{ n: number } | undefined>("SELECT d1_cleaned AS n FROM archive_metadata WHERE date = ?", DATE)?.n === 1,
+    );
+    const left = query<{ n: number }>("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?", DATE).n;
+    const deleted = query<{ n: number }>(
+      "SELECT SUM(c.rows_deleted) AS n FROM archive_chunks c JOIN archive_runs r USING (run_id) WHERE r.date = ?",
+      DATE,
+    ).n;
+    if (left !== 0 || deleted !== ROWS) throw new Error(`${left} rows left, ${deleted} counted deleted`);
+    console.log(`cleaned after the restart: 0 rows left, ${deleted} rows deleted, each counted once`);
+    console.log("restart check: 1 passed, 0 failed");
+  } finally {
+    await kill(stack).catch(() => {});
+    rmSync(STATE, { recursive: true, force: true });
+    rmSync(CONSUMER_DEV_VARS, { force: true });
+  }
+}
+
+async function fetchObject(key: string): Promise<Buffer> {
+  const { spawnSync } = await import("node:child_process");
+  const result = spawnSync(
+    "wrangler",
+    [
+      "r2",
+      "object",
+      "get",
+      `path-stats-archive/${key}`,
+      "--local",
+      "--persist-to",
+      STATE,
+      "-c",
+      join(ROOT, "apps", "producer", "wrangler.jsonc"),
+      "--pipe",
+    ],
+    { cwd: ROOT, maxBuffer: 1 << 30 },
+  );
+  if (result.status !== 0) throw new Error(`wrangler r2 object get failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+console.log(`restart check on port ${PORT}`);
+main().catch((error) => {
+  console.error(
+    `--- the stack's log ---\n${stackLog
+      .split("\n")
+      .filter((l) => l.includes("LEASE") || l.includes("bindings") || l.includes("QUEUE"))
+      .join("\n")}`,
+  );
+  console.error(`restart check failed: ${error instanceof Error ? error.message : error}`);
+  console.log("restart check: 0 passed, 1 failed");
+  process.exitCode = 1;
+});
