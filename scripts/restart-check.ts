@@ -5,8 +5,8 @@
  * the day ends archived exactly once and then cleaned. Runs on its own port
  * and state, with a 3-second lease so stalled work is resumed at once.
  */
-import { existsSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { gunzipSync } from "node:zlib";
 import { startStack } from "./dev.ts";
@@ -28,6 +28,7 @@ async function start(): Promise<Stack> {
   // the others read .dev.vars beside their config, written for this check and
   // removed after it.
   const envFile = join(STATE, "..", "restart-check.env");
+  mkdirSync(dirname(envFile), { recursive: true });
   writeFileSync(envFile, `ADMIN_TOKEN=${adminToken()}\nLEASE_SECONDS=${LEASE_SECONDS}\n`);
   writeFileSync(CONSUMER_DEV_VARS, `LEASE_SECONDS=${LEASE_SECONDS}\n`);
   const stack = await startStack("pipe", STATE, ["--env-file", envFile]);
