@@ -1,7 +1,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { failingUploadParts } from "./faults.ts";
+import { faultyR2 } from "./faults.ts";
 import { event, insertEvents } from "./helpers.ts";
 import worker, { consumerFaults } from "./worker.ts";
 
@@ -212,7 +212,7 @@ describe("admin API", () => {
   it("records a chunk that keeps failing as a dead letter, and a replay finishes its run", async () => {
     const date = utcDay(-40);
     await insertEvents(Array.from({ length: 50 }, (_, i) => event(date, i)));
-    consumerFaults.archive = () => failingUploadParts(Array.from({ length: 100 }, (_, i) => i + 1));
+    consumerFaults.archive = (base) => ({ ...base, R2_ARCHIVE: faultyR2({ uploadPart: 100 }) });
 
     const triggered = await call("POST", `/admin/trigger-archive?date=${date}`);
     expect(triggered.status).toBe(202);

@@ -3,7 +3,7 @@ import type { ChunkRow, CleanupRangeMessage, Manifest, RunRow } from "@path-stat
 import { describe, expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../src/plan-cleanup.ts";
-import { capturingQueue, deliverCleanup, failingBatches } from "./faults.ts";
+import { capturingQueue, deliverCleanup, faultyD1 } from "./faults.ts";
 import { event, insertEvents, waitForRun } from "./helpers.ts";
 
 const NOW = new Date("2026-07-20T08:00:00Z");
@@ -163,7 +163,8 @@ describe("verified cleanup", () => {
     const [message] = await planHeldCleanup(date);
 
     // The third delete statement fails: two have deleted 2 × 50 rows.
-    expect(await deliverCleanup(message, failingBatches([3]))).toBe("retry");
+    const dying = { ...env, D1: faultyD1([{ match: /^DELETE FROM traffic_events/, skip: 2, times: 1 }]) };
+    expect(await deliverCleanup(message, dying)).toBe("retry");
     expect(await count(date)).toBe(500 - 2 * BATCH);
     let [chunk] = await chunksOf(run.run_id);
     expect(chunk).toMatchObject({ cleanup_state: "pending", rows_deleted: 2 * BATCH, delete_statements: 2 });

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import type { ChunkRow, RunRow } from "@path-stats/shared";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
-import { capturingQueue, deliver, failingPageReads, failingUploadParts, gatedUploadParts } from "./faults.ts";
+import { capturingQueue, deliver, faultyD1, faultyR2, gatedUploadParts, PAGE_READ } from "./faults.ts";
 import { archiveLines, d1Rows, event, insertEvents, manifestOf, noise, random, waitForRun } from "./helpers.ts";
 
 const NOW = new Date("2026-04-10T08:00:00Z");
@@ -97,11 +97,13 @@ describe("delivery at least once", () => {
     expect(messages).toHaveLength(1);
 
     // Page reads: the first succeeds, the second (mid-chunk) fails.
-    expect(await deliver(messages[0], failingPageReads([2]))).toBe("retry");
+    expect(await deliver(messages[0], { ...env, D1: faultyD1([{ match: PAGE_READ, skip: 1, times: 1 }]) })).toBe(
+      "retry",
+    );
     const [chunk] = await chunkRows(run.run_id);
     expect(chunk?.state).toBe("pending");
     expect(chunk?.claim_token).toBeNull();
-    expect(chunk?.last_error).toContain("injected D1 read failure");
+    expect(chunk?.last_error).toContain("injected D1 failure");
 
     expect(await deliver(messages[0], env, 2)).toBe("ack");
     const done = await runRow(run.run_id);
@@ -113,7 +115,7 @@ describe("delivery at least once", () => {
     const date = "2026-04-03";
     await seedTwoPartDay(date, 12);
     const { run, messages } = await planHeld(date);
-    expect(await deliver(messages[0], failingUploadParts([1]))).toBe("retry");
+    expect(await deliver(messages[0], { ...env, R2_ARCHIVE: faultyR2({ uploadPart: 1 }) })).toBe("retry");
     for (const m of messages) expect(await deliver(m, env, 2)).toBe("ack");
     const done = await runRow(run.run_id);
     expect(done.status).toBe("archived");

@@ -49,82 +49,6 @@ export function deliverCleanup(body: unknown, testEnv: Env = env, attempts = 1):
   return deliverTo("cleanup-ranges", body, testEnv, attempts);
 }
 
-/** The env with D1 batch() calls failing on the given calls (1-based). */
-export function failingBatches(failOn: number[]): Env {
-  let calls = 0;
-  const db = env.D1;
-  const wrapped = new Proxy(db, {
-    get(target, prop) {
-      if (prop !== "batch") return Reflect.get(target, prop);
-      return async (statements: D1PreparedStatement[]) => {
-        calls++;
-        if (failOn.includes(calls)) throw new Error(`injected D1 batch failure on call ${calls}`);
-        return target.batch(statements);
-      };
-    },
-  });
-  return { ...env, D1: wrapped };
-}
-
-/** The env with its D1 keyset page reads failing on the given calls (1-based). */
-export function failingPageReads(failOn: number[]): Env {
-  let calls = 0;
-  const db = env.D1;
-  const wrapped = new Proxy(db, {
-    get(target, prop) {
-      if (prop !== "prepare") return Reflect.get(target, prop);
-      return (sql: string) => {
-        const statement = target.prepare(sql);
-        if (!sql.startsWith("SELECT * FROM traffic_events WHERE event_date = ?1 AND id > ?2")) return statement;
-        return new Proxy(statement, {
-          get(s, p) {
-            if (p !== "bind") return Reflect.get(s, p);
-            return (...args: unknown[]) => {
-              const bound = s.bind(...args);
-              return new Proxy(bound, {
-                get(b, q) {
-                  if (q !== "all") return Reflect.get(b, q);
-                  return async () => {
-                    calls++;
-                    if (failOn.includes(calls)) throw new Error(`injected D1 read failure on page read ${calls}`);
-                    return b.all();
-                  };
-                },
-              });
-            };
-          },
-        });
-      };
-    },
-  });
-  return { ...env, D1: wrapped };
-}
-
-/** The env with R2 uploadPart failing on the given calls (1-based). */
-export function failingUploadParts(failOn: number[]): Env {
-  let calls = 0;
-  const bucket = env.R2_ARCHIVE;
-  const wrapped = new Proxy(bucket, {
-    get(target, prop) {
-      if (prop !== "resumeMultipartUpload") return Reflect.get(target, prop);
-      return (key: string, uploadId: string) => {
-        const upload = target.resumeMultipartUpload(key, uploadId);
-        return new Proxy(upload, {
-          get(u, p) {
-            if (p !== "uploadPart") return Reflect.get(u, p);
-            return async (partNumber: number, value: Uint8Array) => {
-              calls++;
-              if (failOn.includes(calls)) throw new Error(`injected R2 uploadPart failure on call ${calls}`);
-              return u.uploadPart(partNumber, value);
-            };
-          },
-        });
-      };
-    },
-  });
-  return { ...env, R2_ARCHIVE: wrapped };
-}
-
 /** The env with every R2 uploadPart held until `gate` resolves. */
 export function gatedUploadParts(gate: Promise<void>): Env {
   const bucket = env.R2_ARCHIVE;
@@ -150,18 +74,23 @@ export function gatedUploadParts(gate: Promise<void>): Env {
 
 /**
  * D1 that fails the statements whose SQL matches a rule, `times` times each
- * (alone or inside a batch), as a dying Worker or a D1 error would.
+ * after letting `skip` of them pass (alone or inside a batch), as a dying
+ * Worker or a D1 error would.
  */
 export function faultyD1(
-  rules: { match: RegExp; times: number }[],
+  rules: { match: RegExp; times: number; skip?: number }[],
   base: D1Database = env.D1,
 ): D1Database & { failures: number } {
-  const left = rules.map((r) => ({ ...r }));
+  const left = rules.map((r) => ({ skip: 0, ...r }));
   const sqlOf = new WeakMap<object, string>();
   const state = { failures: 0 };
   const shouldFail = (sql: string | undefined) => {
     const rule = sql === undefined ? undefined : left.find((r) => r.times > 0 && r.match.test(sql));
     if (!rule) return false;
+    if (rule.skip > 0) {
+      rule.skip--;
+      return false;
+    }
     rule.times--;
     state.failures++;
     return true;
@@ -235,3 +164,6 @@ export function faultyR2(
     },
   });
 }
+
+/** The keyset page reads of the archiver and of cleanup's verification. */
+export const PAGE_READ = /^SELECT \* FROM traffic_events WHERE event_date = \?1 AND id > \?2/;

@@ -4,7 +4,7 @@ import type { Manifest } from "@path-stats/shared";
 import { expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../src/plan-cleanup.ts";
-import { capturingQueue, deliver, deliverCleanup, faultyD1, faultyR2 } from "./faults.ts";
+import { capturingQueue, deliver, deliverCleanup, faultyD1, faultyR2, PAGE_READ } from "./faults.ts";
 import { event, insertEvents, random } from "./helpers.ts";
 
 /**
@@ -27,7 +27,7 @@ const FAULTS: [string, () => Partial<Env>][] = [
   [
     "D1 page read",
     () => ({
-      D1: faultyD1([{ match: /^SELECT \* FROM traffic_events WHERE event_date = \?1 AND id > \?2/, times: 1 }]),
+      D1: faultyD1([{ match: PAGE_READ, times: 1 }]),
     }),
   ],
   ["uploadPart", () => ({ R2_ARCHIVE: faultyR2({ uploadPart: 1 }) })],
