@@ -19,8 +19,8 @@ import { DatabaseSync } from "node:sqlite";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
-import { portIsFree, startStack } from "./dev.ts";
-import { admin, cliArgs, isUp, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { portIsFree, startBackgroundStack } from "./dev.ts";
+import { admin, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 const DATE = "2026-01-15";
@@ -176,21 +176,8 @@ interface Result {
 async function benchOne(rows: number): Promise<Result> {
   const stateDir = join(ROOT, ".wrangler", `bench-state-${rows}`);
   rmSync(stateDir, { recursive: true, force: true });
-  const stack = await startStack("pipe", stateDir);
-  let log = "";
-  stack.stdout?.on("data", (d) => {
-    log += d;
-  });
-  stack.stderr?.on("data", (d) => {
-    log += d;
-  });
+  const stack = await startBackgroundStack(stateDir);
   try {
-    const deadline = Date.now() + 90_000;
-    while (!(await isUp())) {
-      if (stack.exitCode !== null || Date.now() > deadline)
-        throw new Error(`the stack did not start:\n${log.slice(-3000)}`);
-      await sleep(300);
-    }
     const file = localD1File(stateDir);
     console.log(`[${rows}] seeding ...`);
     seed(DATE, rows, file);
@@ -199,7 +186,7 @@ async function benchOne(rows: number): Promise<Result> {
     const sqlite3Ms = sqlite3Baseline(file);
 
     console.log(`[${rows}] archiving ...`);
-    const root = stack.pid as number;
+    const root = stack.pid;
     const rssBefore = workerdRssAnon(root);
     let rssPeak = rssBefore;
     const sampler = setInterval(() => {
@@ -245,15 +232,10 @@ async function benchOne(rows: number): Promise<Result> {
       rowsWritten: run.rows.d1RowsWrittenByCleanup,
     };
   } catch (error) {
-    console.error(`--- last lines of the stack's log ---\n${log.slice(-4000)}`);
+    console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
     throw error;
   } finally {
-    if (stack.pid) {
-      try {
-        process.kill(-stack.pid, "SIGTERM");
-      } catch {}
-    }
-    await sleep(1500);
+    await stack.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
 }

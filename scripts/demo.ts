@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { DatabaseSync } from "node:sqlite";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
-import { portIsFree, startStack } from "./dev.ts";
+import { type BackgroundStack, portIsFree, startBackgroundStack } from "./dev.ts";
 import { admin, cliArgs, isUp, localD1File, PORT, PRODUCER_CONFIG, ROOT, STATE_DIR, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
@@ -134,17 +134,9 @@ async function main(): Promise<void> {
   const count = Number(values.count);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, got ${values.count}`);
 
-  let stack: ReturnType<typeof spawn> | null = null;
-  let stackLog = "";
-  const stop = () => {
-    if (stack?.pid) {
-      try {
-        process.kill(-stack.pid, "SIGTERM");
-      } catch {}
-    }
-  };
-  process.on("SIGINT", () => {
-    stop();
+  let stack: BackgroundStack | null = null;
+  process.on("SIGINT", async () => {
+    await stack?.stop();
     process.exit(130);
   });
   try {
@@ -156,18 +148,7 @@ async function main(): Promise<void> {
       if (!(await portIsFree(PORT)))
         throw new Error(`port ${PORT} is taken by something that is not this stack; free it and retry`);
       console.log("starting the local stack (pnpm dev) ...");
-      stack = await startStack("pipe");
-      stack.stdout?.on("data", (d) => {
-        stackLog += d;
-      });
-      stack.stderr?.on("data", (d) => {
-        stackLog += d;
-      });
-      const deadline = Date.now() + 90_000;
-      while (!(await isUp())) {
-        if (stack.exitCode !== null || Date.now() > deadline) throw new Error("the stack did not start");
-        await sleep(300);
-      }
+      stack = await startBackgroundStack();
       timings.start = Date.now() - t;
     }
 
@@ -228,12 +209,12 @@ report for ${date}
   D1 rows left      ${cleaned.d1Remaining} (d1_cleaned = ${cleaned.d1Cleaned ? 1 : 0})
 `);
   } catch (error) {
-    if (stackLog) console.error(`--- last lines of the stack's log ---\n${stackLog.slice(-4000)}`);
+    if (stack) console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
     throw error;
   } finally {
     if (stack) {
       console.log("stopping the stack this demo started");
-      stop();
+      await stack.stop();
     }
   }
 }

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { copyFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { CONFIGS, PORT, PRODUCER_CONFIG, ROOT, run, STATE_DIR } from "./lib.ts";
+import { CONFIGS, isUp, PORT, PRODUCER_CONFIG, ROOT, run, STATE_DIR, sleep } from "./lib.ts";
 
 export async function prepareLocalState(stateDir = STATE_DIR): Promise<void> {
   const devVars = join(ROOT, "apps", "producer", ".dev.vars");
@@ -47,6 +47,46 @@ export async function startStack(
   const args = ["dev", ...CONFIGS.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(PORT)];
   args.push("--persist-to", stateDir, "--test-scheduled", "--show-interactive-dev-session=false", ...extraArgs);
   return spawn("wrangler", args, { cwd: ROOT, stdio: ["ignore", output, output], detached: output === "pipe" });
+}
+
+/** A stack a script started in the background: its output so far, and how to stop it. */
+export interface BackgroundStack {
+  /** The wrangler process, root of the stack's process tree. */
+  pid: number;
+  log(): string;
+  /** Signals the stack's whole process group and waits until it no longer answers. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts the stack in the background and waits until it answers /healthz. */
+export async function startBackgroundStack(stateDir = STATE_DIR, extraArgs: string[] = []): Promise<BackgroundStack> {
+  const child = await startStack("pipe", stateDir, extraArgs);
+  let log = "";
+  child.stdout?.on("data", (d) => {
+    log += d;
+  });
+  child.stderr?.on("data", (d) => {
+    log += d;
+  });
+  const stack: BackgroundStack = {
+    pid: child.pid ?? 0,
+    log: () => log,
+    async stop(signal = "SIGTERM") {
+      try {
+        if (child.pid) process.kill(-child.pid, signal);
+      } catch {}
+      while (await isUp()) await sleep(100);
+    },
+  };
+  const deadline = Date.now() + 90_000;
+  while (!(await isUp())) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stack.stop();
+      throw new Error(`the stack did not start:\n${log.slice(-3000)}`);
+    }
+    await sleep(300);
+  }
+  return stack;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

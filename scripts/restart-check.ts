@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { gunzipSync } from "node:zlib";
-import { startStack } from "./dev.ts";
-import { admin, adminToken, isUp, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { type BackgroundStack, startBackgroundStack } from "./dev.ts";
+import { admin, adminToken, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 const DATE = "2026-02-10";
@@ -19,10 +19,9 @@ const STATE = join(ROOT, ".wrangler", "restart-check-state");
 const LEASE_SECONDS = 3;
 const CONSUMER_DEV_VARS = join(ROOT, "apps", "archive-consumer", ".dev.vars");
 
-type Stack = Awaited<ReturnType<typeof startStack>>;
-let stackLog = "";
+let current: BackgroundStack | null = null;
 
-async function start(): Promise<Stack> {
+async function start(): Promise<BackgroundStack> {
   // The short lease must reach the producer (resume) and the archive consumer
   // (claims). wrangler dev gives --var and --env-file to the first Worker only;
   // the others read .dev.vars beside their config, written for this check and
@@ -31,26 +30,8 @@ async function start(): Promise<Stack> {
   mkdirSync(dirname(envFile), { recursive: true });
   writeFileSync(envFile, `ADMIN_TOKEN=${adminToken()}\nLEASE_SECONDS=${LEASE_SECONDS}\n`);
   writeFileSync(CONSUMER_DEV_VARS, `LEASE_SECONDS=${LEASE_SECONDS}\n`);
-  const stack = await startStack("pipe", STATE, ["--env-file", envFile]);
-  stack.stdout?.on("data", (d) => {
-    stackLog += d;
-  });
-  stack.stderr?.on("data", (d) => {
-    stackLog += d;
-  });
-  const deadline = Date.now() + 90_000;
-  while (!(await isUp())) {
-    if (stack.exitCode !== null || Date.now() > deadline) throw new Error("the stack did not start");
-    await sleep(300);
-  }
-  return stack;
-}
-
-/** Kills the stack and everything it started at once, as a crash or a power cut would. */
-async function kill(stack: Stack): Promise<void> {
-  if (stack.pid) process.kill(-stack.pid, "SIGKILL");
-  while (await isUp()) await sleep(100);
-  await sleep(500);
+  current = await startBackgroundStack(STATE, ["--env-file", envFile]);
+  return current;
 }
 
 function query<T>(sql: string, ...params: (string | number)[]): T {
@@ -96,7 +77,7 @@ async function main(): Promise<void> {
     await post(`/admin/trigger-archive?date=${DATE}`, [202]);
     await waitFor("the first chunk", () => archivedChunks() >= 1);
     console.log(`killing the stack with ${archivedChunks()} chunk(s) archived`);
-    await kill(stack);
+    await stack.stop("SIGKILL"); // as a crash or a power cut would
 
     stack = await start();
     await sleep(LEASE_SECONDS * 1000 + 500);
@@ -123,7 +104,7 @@ async function main(): Promise<void> {
         query<{ n: number }>("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?", DATE).n < ROWS,
     );
     console.log("killing the stack in the middle of the cleanup");
-    await kill(stack);
+    await stack.stop("SIGKILL"); // as a crash or a power cut would
 
     stack = await start();
     await sleep(LEASE_SECONDS * 1000 + 500);
@@ -142,7 +123,7 @@ async function main(): Promise<void> {
     console.log(`cleaned after the restart: 0 rows left, ${deleted} rows deleted, each counted once`);
     console.log("restart check: 1 passed, 0 failed");
   } finally {
-    await kill(stack).catch(() => {});
+    await stack.stop("SIGKILL");
     rmSync(STATE, { recursive: true, force: true });
     rmSync(CONSUMER_DEV_VARS, { force: true });
   }
@@ -172,12 +153,7 @@ async function fetchObject(key: string): Promise<Buffer> {
 
 console.log(`restart check on port ${PORT}`);
 main().catch((error) => {
-  console.error(
-    `--- the stack's log ---\n${stackLog
-      .split("\n")
-      .filter((l) => l.includes("LEASE") || l.includes("bindings") || l.includes("QUEUE"))
-      .join("\n")}`,
-  );
+  console.error(`--- last lines of the stack's log ---\n${current?.log().slice(-3000) ?? ""}`);
   console.error(`restart check failed: ${error instanceof Error ? error.message : error}`);
   console.log("restart check: 0 passed, 1 failed");
   process.exitCode = 1;
