@@ -20,7 +20,7 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { portIsFree, startBackgroundStack } from "./dev.ts";
-import { admin, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { admin, cliArgs, isUp, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 const DATE = "2026-01-15";
@@ -86,12 +86,15 @@ async function status(): Promise<Status> {
  * the admin API would count the day's rows live (d1Remaining) ten times a
  * second and slow down the very run being measured.
  */
-async function until(file: string, done: (db: DatabaseSync) => boolean): Promise<void> {
+async function until(file: string, done: (db: DatabaseSync) => boolean, timeoutMs = 15 * 60_000): Promise<void> {
   const db = new DatabaseSync(file, { readOnly: true });
   db.exec("PRAGMA busy_timeout = 5000");
+  const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
       if (done(db)) return;
+      if (Date.now() > deadline || !(await isUp()))
+        throw new Error("the stack stopped answering, or the run did not finish in 15 minutes");
       const failed = db.prepare("SELECT error FROM archive_runs WHERE date = ? AND status = 'failed'").get(DATE);
       if (failed) throw new Error(`run failed: ${JSON.stringify(failed)}`);
       await sleep(100);
@@ -313,7 +316,7 @@ async function main(): Promise<void> {
 
 Command: \`pnpm bench -- --sizes ${sizes.join(",")}\` (scripts/bench.ts), run ${new Date().toISOString()}.
 
-Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, workerd ${version("workerd --version")}.
+Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, ${version("workerd --version")}.
 
 Each size runs on a fresh local stack (\`wrangler dev\` of the three Workers, PART_SIZE_BYTES 5 MiB,
 PARTS_PER_CHUNK 4, PAGE_ROWS 5000, DELETE_BATCH_ROWS 5000) and fresh state, seeded with \`pnpm seed\`'s

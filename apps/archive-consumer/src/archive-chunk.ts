@@ -45,6 +45,13 @@ export async function archiveChunk(
   const db = env.D1;
   const token = nanoid();
   const cutoff = new Date(now.getTime() - config.LEASE_SECONDS * 1000).toISOString();
+  const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
+  if (!run) throw new UndeliverableMessageError(`run ${message.runId} does not exist`);
+  if (run.date !== message.date) {
+    throw new UndeliverableMessageError(`run ${message.runId} archives ${run.date}, not ${message.date}`);
+  }
+  // The message is checked against its run before the claim, so a message
+  // naming the wrong date cannot hold the chunk away from the right one.
   const claimed = await db
     .prepare(
       `UPDATE archive_chunks SET claim_token = ?1, claimed_at = ?2, attempts = attempts + 1
@@ -55,11 +62,6 @@ export async function archiveChunk(
     )
     .bind(token, now.toISOString(), message.runId, message.chunkIndex, cutoff)
     .first<ChunkRow>();
-  const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
-  if (!run) throw new UndeliverableMessageError(`run ${message.runId} does not exist`);
-  if (run.date !== message.date) {
-    throw new UndeliverableMessageError(`run ${message.runId} archives ${run.date}, not ${message.date}`);
-  }
 
   if (!claimed) {
     const chunk = await db

@@ -68,7 +68,11 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
   const { lo, hi } = bounds;
 
   const sample = await sampleGzBytesPerRow(db, date, lo, hi);
-  const perChunk = rowsPerChunk({ ...config_(config), gzBytesPerRow: sample.gzBytesPerRow });
+  const perChunk = rowsPerChunk({
+    partSize: config.PART_SIZE_BYTES,
+    partsPerChunk: config.PARTS_PER_CHUNK,
+    gzBytesPerRow: sample.gzBytesPerRow,
+  });
   const cut = await cutRange(db, date, lo, hi, perChunk);
   const reserved = partsPerChunkReserved(cut.chunks.length);
   if (reserved < config.PARTS_PER_CHUNK + 1) {
@@ -150,10 +154,6 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
     run,
     message: `planned run ${runId} of ${date}: ${plannedRows} rows in ${cut.chunks.length} chunks`,
   };
-}
-
-function config_(config: Config) {
-  return { partSize: config.PART_SIZE_BYTES, partsPerChunk: config.PARTS_PER_CHUNK };
 }
 
 async function resumeInFlight(env: Env, config: Config, run: RunRow, now: Date): Promise<PlanOutcome> {

@@ -167,6 +167,8 @@ describe("delivery at least once", () => {
       expect(await deliver(body, { ...env, ARCHIVE_DLQ: dlq })).toBe("ack");
     expect(sent).toEqual([unknownRun, otherDate, noChunk]);
     expect((await runRow(run.run_id)).status).toBe("archiving");
+    // None of them took a claim on the run's chunk.
+    expect((await chunkRows(run.run_id))[0]).toMatchObject({ claim_token: null, attempts: 0 });
   });
 });
 
