@@ -7,7 +7,6 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { gunzipSync } from "node:zlib";
 import { type BackgroundStack, startBackgroundStack } from "./dev.ts";
 import { admin, adminToken, localD1File, PORT, ROOT, sleep } from "./lib.ts";
@@ -34,20 +33,32 @@ async function start(): Promise<BackgroundStack> {
   return current;
 }
 
-function query<T>(sql: string, ...params: (string | number)[]): T {
-  const db = new DatabaseSync(localD1File(STATE), { readOnly: true });
-  try {
-    return db.prepare(sql).get(...params) as T;
-  } finally {
-    db.close();
-  }
+type DayStatus = {
+  status: string;
+  d1Remaining: number;
+  d1Cleaned: boolean;
+  runs: { objectKey: string; chunks: { done: number; cleaned: number }; rows: { deleted: number } }[];
+};
+
+/**
+ * The day as the admin API reports it. The check watches through the stack
+ * itself: a second process reading D1's SQLite file while the runtime writes
+ * heavily is not something a real deployment has, and was seen to take the
+ * local runtime down.
+ */
+async function status(): Promise<DayStatus> {
+  const res = await admin("GET", `/admin/archive-status?date=${DATE}`);
+  if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
+  return res.json as DayStatus;
 }
 
-async function waitFor(what: string, done: () => boolean, timeoutMs = 40_000): Promise<void> {
+async function waitFor(what: string, done: (s: DayStatus) => boolean, timeoutMs = 120_000): Promise<DayStatus> {
   const deadline = Date.now() + timeoutMs;
-  while (!done()) {
+  for (;;) {
+    const s = await status();
+    if (done(s)) return s;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
+    await sleep(250);
   }
 }
 
@@ -55,17 +66,6 @@ async function post(path: string, wanted: number[]): Promise<void> {
   const res = await admin("POST", path);
   if (!wanted.includes(res.status)) throw new Error(`${path} answered ${res.status}: ${JSON.stringify(res.json)}`);
 }
-
-const archivedChunks = () =>
-  query<{ n: number }>(
-    "SELECT COUNT(*) AS n FROM archive_chunks c JOIN archive_runs r USING (run_id) WHERE r.date = ? AND c.state = 'archived'",
-    DATE,
-  ).n;
-const cleanedRanges = () =>
-  query<{ n: number }>(
-    "SELECT COUNT(*) AS n FROM archive_chunks c JOIN archive_runs r USING (run_id) WHERE r.date = ? AND c.cleanup_state = 'cleaned'",
-    DATE,
-  ).n;
 
 async function main(): Promise<void> {
   if (existsSync(CONSUMER_DEV_VARS))
@@ -75,51 +75,33 @@ async function main(): Promise<void> {
   try {
     seed(DATE, ROWS, localD1File(STATE));
     await post(`/admin/trigger-archive?date=${DATE}`, [202]);
-    await waitFor("the first chunk", () => archivedChunks() >= 1);
-    console.log(`killing the stack with ${archivedChunks()} chunk(s) archived`);
+    const first = await waitFor("the first chunk", (d) => (d.runs[0]?.chunks.done ?? 0) >= 1);
+    console.log(`killing the stack with ${first.runs[0]?.chunks.done} chunk(s) archived`);
     await stack.stop("SIGKILL"); // as a crash or a power cut would
 
     stack = await start();
     await sleep(LEASE_SECONDS * 1000 + 500);
     await post(`/admin/trigger-archive?date=${DATE}`, [202]);
-    await waitFor(
-      "the run to be archived",
-      () =>
-        query<{ n: number }>("SELECT COUNT(*) AS n FROM archive_runs WHERE date = ? AND status = 'archived'", DATE)
-          .n === 1,
-    );
-    const runs = query<{ n: number }>("SELECT COUNT(*) AS n FROM archive_runs WHERE date = ?", DATE).n;
-    if (runs !== 1) throw new Error(`${runs} runs for the day, expected exactly one`);
-    const status = (await admin("GET", `/admin/archive-status?date=${DATE}`)).json as { runs: { objectKey: string }[] };
-    const object = await fetchObject(status.runs[0]?.objectKey ?? "");
+    const archived = await waitFor("the run to be archived", (d) => d.status === "archived");
+    if (archived.runs.length !== 1) throw new Error(`${archived.runs.length} runs for the day, expected exactly one`);
+    const object = await fetchObject(archived.runs[0]?.objectKey ?? "");
     const lines = gunzipSync(object).toString("utf8").split("\n").length - 1;
     if (lines !== ROWS) throw new Error(`the archive holds ${lines} rows, expected ${ROWS}`);
     console.log(`archived exactly once after the restart: ${lines} rows in one object`);
 
     await post(`/admin/trigger-cleanup?date=${DATE}`, [202]);
-    await waitFor(
-      "the first range to be deleted",
-      () =>
-        cleanedRanges() >= 1 ||
-        query<{ n: number }>("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?", DATE).n < ROWS,
-    );
+    await waitFor("the first rows to be deleted", (d) => d.d1Remaining < ROWS);
     console.log("killing the stack in the middle of the cleanup");
     await stack.stop("SIGKILL"); // as a crash or a power cut would
 
     stack = await start();
     await sleep(LEASE_SECONDS * 1000 + 500);
     await post(`/admin/trigger-cleanup?date=${DATE}`, [202, 200]);
-    await waitFor(
-      "the day to be cleaned",
-      () =>
-        query<{ n: number } | undefined>("SELECT d1_cleaned AS n FROM archive_metadata WHERE date = ?", DATE)?.n === 1,
-    );
-    const left = query<{ n: number }>("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?", DATE).n;
-    const deleted = query<{ n: number }>(
-      "SELECT SUM(c.rows_deleted) AS n FROM archive_chunks c JOIN archive_runs r USING (run_id) WHERE r.date = ?",
-      DATE,
-    ).n;
-    if (left !== 0 || deleted !== ROWS) throw new Error(`${left} rows left, ${deleted} counted deleted`);
+    const cleaned = await waitFor("the day to be cleaned", (d) => d.status === "cleaned");
+    const deleted = cleaned.runs[0]?.rows.deleted;
+    if (cleaned.d1Remaining !== 0 || !cleaned.d1Cleaned || deleted !== ROWS) {
+      throw new Error(`${cleaned.d1Remaining} rows left, ${deleted} counted deleted`);
+    }
     console.log(`cleaned after the restart: 0 rows left, ${deleted} rows deleted, each counted once`);
     console.log("restart check: 1 passed, 0 failed");
   } finally {
