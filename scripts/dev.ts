@@ -75,7 +75,8 @@ export async function startBackgroundStack(stateDir = STATE_DIR, extraArgs: stri
       try {
         if (child.pid) process.kill(-child.pid, signal);
       } catch {}
-      while (await isUp()) await sleep(100);
+      // Down means not answering and the port released, so a restart can bind it.
+      while ((await isUp()) || !(await portIsFree(PORT))) await sleep(100);
     },
   };
   const deadline = Date.now() + 90_000;

@@ -18,6 +18,15 @@ export function capturingQueue(): Queue & { sent: ArchiveChunkMessage[] } {
   } as unknown as Queue & { sent: ArchiveChunkMessage[] };
 }
 
+/**
+ * A property of a wrapped binding, its methods bound to the binding itself:
+ * native bindings (R2) refuse a call whose `this` is the proxy.
+ */
+function passThrough(target: object, prop: string | symbol): unknown {
+  const value = Reflect.get(target, prop);
+  return typeof value === "function" ? value.bind(target) : value;
+}
+
 let deliveries = 0;
 
 const consumers = { "archive-chunks": handleArchiveBatch, "cleanup-ranges": handleCleanupBatch };
@@ -54,12 +63,12 @@ export function gatedUploadParts(gate: Promise<void>): Env {
   const bucket = env.R2_ARCHIVE;
   const wrapped = new Proxy(bucket, {
     get(target, prop) {
-      if (prop !== "resumeMultipartUpload") return Reflect.get(target, prop);
+      if (prop !== "resumeMultipartUpload") return passThrough(target, prop);
       return (key: string, uploadId: string) => {
         const upload = target.resumeMultipartUpload(key, uploadId);
         return new Proxy(upload, {
           get(u, p) {
-            if (p !== "uploadPart") return Reflect.get(u, p);
+            if (p !== "uploadPart") return passThrough(u, p);
             return async (partNumber: number, value: Uint8Array) => {
               await gate;
               return u.uploadPart(partNumber, value);
@@ -105,7 +114,7 @@ export function faultyD1(
             return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
           };
         }
-        return Reflect.get(target, prop);
+        return passThrough(target, prop);
       },
     });
     sqlOf.set(proxy, sql);
@@ -124,7 +133,7 @@ export function faultyD1(
           return target.batch(statements);
         };
       }
-      return Reflect.get(target, prop);
+      return passThrough(target, prop);
     },
   }) as D1Database & { failures: number };
 }
@@ -156,11 +165,11 @@ export function faultyR2(
                     ? Promise.reject(new Error(`injected R2 ${p} failure`))
                     : (upload[p] as (...a: unknown[]) => unknown).apply(upload, args);
               }
-              return Reflect.get(upload, p);
+              return passThrough(upload, p);
             },
           });
       }
-      return Reflect.get(target, prop);
+      return passThrough(target, prop);
     },
   });
 }
