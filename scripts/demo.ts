@@ -7,12 +7,11 @@
  *
  *   pnpm demo -- [--count N] [--date YYYY-MM-DD]
  */
-import { spawn } from "node:child_process";
 import { DatabaseSync } from "node:sqlite";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { type BackgroundStack, portIsFree, startBackgroundStack } from "./dev.ts";
-import { admin, cliArgs, isUp, localD1File, PORT, PRODUCER_CONFIG, ROOT, STATE_DIR, sleep } from "./lib.ts";
+import { admin, cliArgs, downloadObject, isUp, localD1File, PORT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 /** The fields of GET /admin/archive-status the demo reads. */
@@ -65,38 +64,6 @@ async function waitFor(date: string, wanted: string, show: (s: Status) => string
     if (Date.now() > deadline) throw new Error(`still ${s.status} after ${timeoutMs / 1000} s`);
     await sleep(500);
   }
-}
-
-/** The object's bytes, through wrangler's own R2 client, not the archiver's code. */
-function download(key: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "wrangler",
-      [
-        "r2",
-        "object",
-        "get",
-        `path-stats-archive/${key}`,
-        "--local",
-        "--persist-to",
-        STATE_DIR,
-        "-c",
-        PRODUCER_CONFIG,
-        "--pipe",
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    const chunks: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => chunks.push(d));
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`wrangler r2 object get failed: ${err}`)),
-    );
-  });
 }
 
 function verify(object: Buffer, date: string, rowidHi: number): { lines: number; sampled: number } {
@@ -177,7 +144,7 @@ async function main(): Promise<void> {
 
     console.log("verifying the object independently (wrangler r2 object get, gunzip, compare with D1) ...");
     t = Date.now();
-    const object = await download(run.objectKey);
+    const object = await downloadObject(run.objectKey);
     const checked = verify(object, date, run.rowidHi);
     timings.verify = Date.now() - t;
     console.log(`  ${checked.lines} lines = ${checked.lines} rows in D1; ${checked.sampled} sampled rows equal to D1`);

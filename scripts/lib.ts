@@ -94,3 +94,24 @@ export function cliArgs(): string[] {
   const args = process.argv.slice(2);
   return args[0] === "--" ? args.slice(1) : args;
 }
+
+/** An archive object's bytes from local R2, through wrangler's own client rather than the archiver's code. */
+export function downloadObject(key: string, stateDir = STATE_DIR): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const args = ["r2", "object", "get", `path-stats-archive/${key}`, "--local", "--persist-to", stateDir];
+    const child = spawn("wrangler", [...args, "-c", PRODUCER_CONFIG, "--pipe"], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const chunks: Buffer[] = [];
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => chunks.push(d));
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`wrangler r2 object get failed: ${err}`)),
+    );
+  });
+}

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { type BackgroundStack, startBackgroundStack } from "./dev.ts";
-import { admin, adminToken, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { admin, adminToken, downloadObject, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 const DATE = "2026-02-10";
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     await post(`/admin/trigger-archive?date=${DATE}`, [202]);
     const archived = await waitFor("the run to be archived", (d) => d.status === "archived");
     if (archived.runs.length !== 1) throw new Error(`${archived.runs.length} runs for the day, expected exactly one`);
-    const object = await fetchObject(archived.runs[0]?.objectKey ?? "");
+    const object = await downloadObject(archived.runs[0]?.objectKey ?? "", STATE);
     const lines = gunzipSync(object).toString("utf8").split("\n").length - 1;
     if (lines !== ROWS) throw new Error(`the archive holds ${lines} rows, expected ${ROWS}`);
     console.log(`archived exactly once after the restart: ${lines} rows in one object`);
@@ -109,28 +109,6 @@ async function main(): Promise<void> {
     rmSync(STATE, { recursive: true, force: true });
     rmSync(CONSUMER_DEV_VARS, { force: true });
   }
-}
-
-async function fetchObject(key: string): Promise<Buffer> {
-  const { spawnSync } = await import("node:child_process");
-  const result = spawnSync(
-    "wrangler",
-    [
-      "r2",
-      "object",
-      "get",
-      `path-stats-archive/${key}`,
-      "--local",
-      "--persist-to",
-      STATE,
-      "-c",
-      join(ROOT, "apps", "producer", "wrangler.jsonc"),
-      "--pipe",
-    ],
-    { cwd: ROOT, maxBuffer: 1 << 30 },
-  );
-  if (result.status !== 0) throw new Error(`wrangler r2 object get failed: ${result.stderr}`);
-  return result.stdout;
 }
 
 console.log(`restart check on port ${PORT}`);
