@@ -20,7 +20,7 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { portIsFree, startBackgroundStack } from "./dev.ts";
-import { admin, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { admin, archiveStatus, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 const DATE = "2026-01-15";
@@ -76,10 +76,8 @@ function workerdRssAnon(root: number): number {
   return max;
 }
 
-async function status(): Promise<Status> {
-  const res = await admin("GET", `/admin/archive-status?date=${DATE}`);
-  if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
-  return res.json as Status;
+function status(): Promise<Status> {
+  return archiveStatus<Status>(DATE);
 }
 
 /**

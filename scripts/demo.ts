@@ -11,7 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { type BackgroundStack, portIsFree, startBackgroundStack } from "./dev.ts";
-import { admin, cliArgs, downloadObject, isUp, localD1File, PORT, sleep } from "./lib.ts";
+import { admin, archiveStatus, cliArgs, downloadObject, isUp, localD1File, PORT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 /** The fields of GET /admin/archive-status the demo reads. */
@@ -33,10 +33,8 @@ function utcDay(offset: number): string {
   return d.toISOString().slice(0, 10);
 }
 
-async function status(date: string): Promise<Status> {
-  const res = await admin("GET", `/admin/archive-status?date=${date}`);
-  if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
-  return res.json as Status;
+function status(date: string): Promise<Status> {
+  return archiveStatus<Status>(date);
 }
 
 /** A closed day with nothing in D1 and no runs, so the demo starts clean. */

@@ -54,6 +54,13 @@ export async function admin(method: string, path: string, body?: unknown): Promi
   }
 }
 
+/** GET /admin/archive-status of a day; each script types the fields it reads. */
+export async function archiveStatus<T>(date: string): Promise<T> {
+  const res = await admin("GET", `/admin/archive-status?date=${date}`);
+  if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
+  return res.json as T;
+}
+
 export async function isUp(): Promise<boolean> {
   try {
     const response = await fetch(`${BASE_URL}/healthz`, { signal: AbortSignal.timeout(1000) });

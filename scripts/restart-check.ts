@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { type BackgroundStack, startBackgroundStack } from "./dev.ts";
-import { admin, adminToken, downloadObject, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { admin, adminToken, archiveStatus, downloadObject, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seed } from "./seed.ts";
 
 const DATE = "2026-02-10";
@@ -46,10 +46,8 @@ type DayStatus = {
  * heavily is not something a real deployment has, and was seen to take the
  * local runtime down.
  */
-async function status(): Promise<DayStatus> {
-  const res = await admin("GET", `/admin/archive-status?date=${DATE}`);
-  if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
-  return res.json as DayStatus;
+function status(): Promise<DayStatus> {
+  return archiveStatus<DayStatus>(DATE);
 }
 
 async function waitFor(what: string, done: (s: DayStatus) => boolean, timeoutMs = 120_000): Promise<DayStatus> {

@@ -1,4 +1,4 @@
-import { jsonLine } from "./jsonl.ts";
+import { encodeRows } from "./jsonl.ts";
 
 /** The part of D1's API the reader needs; a D1Database is one. */
 export interface PageSource {
@@ -40,8 +40,6 @@ function nextPageRows(current: number, bytesPerRow: number, maxRows: number): nu
   return Math.max(1, Math.min(maxRows, current * 4, byBytes));
 }
 
-const encoder = new TextEncoder();
-
 /**
  * The rows of `date` with rowid in [rowidLo, rowidHi], as JSON Lines pages,
  * in id order. The next page is fetched while the caller works on this one.
@@ -77,9 +75,7 @@ export async function* rangePages(
         yield { bytes: new Uint8Array(0), rows: 0, rowsRead: page.meta.rows_read, columns: [] };
       return;
     }
-    let text = "";
-    for (const row of page.results) text += jsonLine(row);
-    const bytes = encoder.encode(text);
+    const bytes = encodeRows(page.results);
     // A short page is the last one.
     const full = page.results.length === limit;
     limit = nextPageRows(limit, bytes.byteLength / page.results.length, range.maxPageRows);
