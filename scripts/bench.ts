@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { portIsFree, startBackgroundStack } from "./dev.ts";
 import { admin, archiveStatus, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
-import { seed } from "./seed.ts";
+import { seedInWorker } from "./seed.ts";
 
 const DATE = "2026-01-15";
 
@@ -172,7 +172,7 @@ async function benchOne(rows: number): Promise<Result> {
   try {
     const file = localD1File(stateDir);
     console.log(`[${rows}] seeding ...`);
-    seed(DATE, rows, file);
+    await seedInWorker(DATE, rows, file);
     console.log(`[${rows}] baselines ...`);
     const baseline = await nodeBaseline(file);
     const sqlite3Ms = sqlite3Baseline(file);
@@ -184,7 +184,7 @@ async function benchOne(rows: number): Promise<Result> {
     const sampler = setInterval(() => {
       rssPeak = Math.max(rssPeak, workerdRssAnon(root));
     }, 100);
-    const triggered = await admin("POST", `/admin/trigger-archive?date=${DATE}`);
+    const triggered = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
     if (triggered.status !== 202)
       throw new Error(`trigger-archive answered ${triggered.status}: ${JSON.stringify(triggered.json)}`);
     const archivedRun = await until("archived");
@@ -194,7 +194,7 @@ async function benchOne(rows: number): Promise<Result> {
 
     console.log(`[${rows}] cleaning up ...`);
     const cleanupStarted = Date.now();
-    const cleanup = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`);
+    const cleanup = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
     if (cleanup.status !== 202) throw new Error(`trigger-cleanup answered ${cleanup.status}`);
     const run = await until("cleaned");
     const cleanupMs = Date.parse(run.timings.cleanedAt ?? "") - cleanupStarted;

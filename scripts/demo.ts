@@ -1,18 +1,33 @@
 /**
  * `pnpm demo`: the main job, locally, end to end. Starts the stack (or uses
  * a running one), seeds a day, archives it with progress, verifies the
- * object independently of the archiver (download with wrangler, gunzip,
- * count, compare a sample of rows with D1 read straight from its SQLite
- * file), cleans up, and reports. Stops what it started.
+ * object independently of the archiver (wrangler's own download, streamed
+ * gunzip, line count, a sample of rows compared with D1 read straight from
+ * its SQLite file), cleans up, and reports. Stops what it started.
  *
  *   pnpm demo -- [--count N] [--date YYYY-MM-DD]
+ *
+ * The script never holds its event loop for long (seeding runs on a worker
+ * thread, the object is decompressed as a stream) and reports the longest
+ * stall it saw.
  */
 import { DatabaseSync } from "node:sqlite";
 import { isDeepStrictEqual, parseArgs } from "node:util";
-import { gunzipSync } from "node:zlib";
 import { type BackgroundStack, portIsFree, startBackgroundStack } from "./dev.ts";
-import { admin, archiveStatus, cliArgs, downloadObject, isUp, localD1File, PORT, sleep } from "./lib.ts";
-import { seed } from "./seed.ts";
+import {
+  admin,
+  archiveLines,
+  archiveStatus,
+  BASE_URL,
+  cliArgs,
+  isUp,
+  localD1File,
+  PORT,
+  progressLine,
+  sleep,
+  watchEventLoop,
+} from "./lib.ts";
+import { seedInWorker } from "./seed.ts";
 
 /** The fields of GET /admin/archive-status the demo reads. */
 type RunView = {
@@ -21,7 +36,7 @@ type RunView = {
   partSize: number;
   parts: number;
   chunks: { total: number; done: number; cleaned: number };
-  rows: { planned: number; archived: number; d1RowsReadPlanning: number; d1RowsReadArchiving: number };
+  rows: { planned: number; archived: number; deleted: number; d1RowsReadPlanning: number; d1RowsReadArchiving: number };
   bytes: { raw: number; object: number; padding: number };
   errors: unknown;
 };
@@ -47,45 +62,68 @@ async function freshDate(): Promise<string> {
   throw new Error("no unused day found in the last 400 days");
 }
 
-async function waitFor(date: string, wanted: string, show: (s: Status) => string, timeoutMs: number): Promise<Status> {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
+/** Polls the day's status once a second, as an operator's page would, showing progress in place. */
+async function waitFor(
+  date: string,
+  wanted: string,
+  show: (s: Status) => { text: string; rows: number },
+  timeoutMs: number,
+): Promise<Status> {
+  const started = Date.now();
+  const line = progressLine();
   for (;;) {
     const s = await status(date);
-    const line = show(s);
-    if (line !== last) {
-      console.log(`  ${line}`);
-      last = line;
+    const { text, rows } = show(s);
+    const seconds = (Date.now() - started) / 1000;
+    line.update(`${text} (${Math.round(rows / Math.max(seconds, 0.001))} rows/s, ${seconds.toFixed(0)} s)`);
+    if (s.status === wanted) {
+      line.done();
+      return s;
     }
-    if (s.status === wanted) return s;
-    if (s.status === "failed") throw new Error(`the day failed: ${JSON.stringify(s.runs.at(-1)?.errors)}`);
-    if (Date.now() > deadline) throw new Error(`still ${s.status} after ${timeoutMs / 1000} s`);
-    await sleep(500);
+    if (s.status === "failed") {
+      line.done();
+      throw new Error(`the day failed: ${JSON.stringify(s.runs.at(-1)?.errors)}`);
+    }
+    if (Date.now() - started > timeoutMs) {
+      line.done();
+      throw new Error(`still ${s.status} after ${timeoutMs / 1000} s`);
+    }
+    await sleep(1000);
   }
 }
 
-function verify(object: Buffer, date: string, rowidHi: number): { lines: number; sampled: number } {
-  const lines = gunzipSync(object).toString("utf8").split("\n");
-  if (lines.pop() !== "") throw new Error("the archive does not end with a newline");
+/**
+ * Reads the whole object as a stream: it must hold exactly the rows D1 has
+ * for the day up to the run's last id, in ascending id order, and about 1000
+ * rows spread over it must equal D1's, column by column.
+ */
+async function verify(key: string, date: string, rowidHi: number, expectedRows: number) {
   const db = new DatabaseSync(localD1File(), { readOnly: true });
   try {
     const inD1 = db
       .prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ? AND id <= ?")
       .get(date, rowidHi) as { n: number };
-    if (inD1.n !== lines.length) throw new Error(`the archive has ${lines.length} lines, D1 has ${inD1.n} rows`);
     const byId = db.prepare("SELECT * FROM traffic_events WHERE id = ?");
-    const sample = Math.min(1000, lines.length);
+    const every = Math.max(1, Math.floor(expectedRows / 1000));
+    let lines = 0;
+    let sampled = 0;
     let previous = 0;
-    for (let k = 0; k < sample; k++) {
-      const line = lines[Math.floor((k * lines.length) / sample)] as string;
-      const archived = JSON.parse(line) as { id: number };
-      if (archived.id <= previous) throw new Error(`ids out of order at ${archived.id}`);
-      previous = archived.id;
-      const row = { ...(byId.get(archived.id) as object) };
-      if (!isDeepStrictEqual(archived, row))
-        throw new Error(`row ${archived.id} differs:\n archive ${line}\n D1      ${JSON.stringify(row)}`);
+    for await (const batch of archiveLines(key)) {
+      for (const line of batch) {
+        const id = Number(/^\{"id":(\d+),/.exec(line)?.[1]);
+        if (!(id > previous)) throw new Error(`line ${lines + 1}: id ${id} does not follow ${previous}`);
+        previous = id;
+        if (lines % every === 0) {
+          const row = { ...(byId.get(id) as object) };
+          if (!isDeepStrictEqual(JSON.parse(line), row))
+            throw new Error(`row ${id} differs:\n archive ${line}\n D1      ${JSON.stringify(row)}`);
+          sampled++;
+        }
+        lines++;
+      }
     }
-    return { lines: lines.length, sampled: sample };
+    if (lines !== inD1.n) throw new Error(`the archive has ${lines} lines, D1 has ${inD1.n} rows`);
+    return { lines, sampled };
   } finally {
     db.close();
   }
@@ -104,6 +142,7 @@ async function main(): Promise<void> {
     await stack?.stop();
     process.exit(130);
   });
+  const loop = watchEventLoop();
   try {
     const timings: Record<string, number> = {};
     let t = Date.now();
@@ -118,14 +157,22 @@ async function main(): Promise<void> {
     }
 
     const date = values.date ?? (await freshDate());
+    const statusUrl = `${BASE_URL}/admin/archive-status?date=${date}`;
+    console.log(
+      `stack: ${BASE_URL}/healthz; status of the day: ${statusUrl} (bearer token in apps/producer/.dev.vars)`,
+    );
     console.log(`seeding ${count} events for ${date} ...`);
     t = Date.now();
-    seed(date, count);
+    const seeding = progressLine();
+    await seedInWorker(date, count, localD1File(), (rows) =>
+      seeding.update(`seeded ${rows} / ${count} (${Math.round(rows / ((Date.now() - t) / 1000))} rows/s)`),
+    );
+    seeding.done();
     timings.seed = Date.now() - t;
 
     console.log(`archiving ${date} ...`);
     t = Date.now();
-    const triggered = await admin("POST", `/admin/trigger-archive?date=${date}`);
+    const triggered = await admin("POST", `/admin/trigger-archive?date=${date}`, undefined, { idempotent: true });
     if (triggered.status !== 202)
       throw new Error(`trigger-archive answered ${triggered.status}: ${JSON.stringify(triggered.json)}`);
     const archived = await waitFor(
@@ -133,7 +180,11 @@ async function main(): Promise<void> {
       "archived",
       (s) => {
         const run = s.runs.at(-1);
-        return `${s.status}: chunks ${run?.chunks.done ?? 0}/${run?.chunks.total ?? "?"} done, ${run?.rows.archived ?? 0} rows`;
+        const rows = run?.rows.archived ?? 0;
+        return {
+          text: `${s.status}: chunks ${run?.chunks.done ?? 0}/${run?.chunks.total ?? "?"} done, ${rows} rows`,
+          rows,
+        };
       },
       20 * 60_000,
     );
@@ -142,21 +193,25 @@ async function main(): Promise<void> {
 
     console.log("verifying the object independently (wrangler r2 object get, gunzip, compare with D1) ...");
     t = Date.now();
-    const object = await downloadObject(run.objectKey);
-    const checked = verify(object, date, run.rowidHi);
+    const checked = await verify(run.objectKey, date, run.rowidHi, run.rows.archived);
     timings.verify = Date.now() - t;
     console.log(`  ${checked.lines} lines = ${checked.lines} rows in D1; ${checked.sampled} sampled rows equal to D1`);
 
     console.log(`cleaning ${date} out of D1 ...`);
     t = Date.now();
-    const cleanup = await admin("POST", `/admin/trigger-cleanup?date=${date}`);
+    const cleanup = await admin("POST", `/admin/trigger-cleanup?date=${date}`, undefined, { idempotent: true });
     if (cleanup.status !== 202)
       throw new Error(`trigger-cleanup answered ${cleanup.status}: ${JSON.stringify(cleanup.json)}`);
     const cleaned = await waitFor(
       date,
       "cleaned",
-      (s) =>
-        `${s.status}: ranges ${s.runs.at(-1)?.chunks.cleaned}/${s.runs.at(-1)?.chunks.total} deleted, ${s.d1Remaining} rows left in D1`,
+      (s) => {
+        const run = s.runs.at(-1);
+        return {
+          text: `${s.status}: ranges ${run?.chunks.cleaned}/${run?.chunks.total} deleted, ${run?.rows.deleted ?? 0} rows deleted`,
+          rows: run?.rows.deleted ?? 0,
+        };
+      },
       20 * 60_000,
     );
     timings.cleanup = Date.now() - t;
@@ -172,6 +227,7 @@ report for ${date}
   D1 rows read      ${(run.rows.d1RowsReadArchiving / run.rows.archived).toFixed(3)} per row archiving, ${(run.rows.d1RowsReadPlanning / run.rows.archived).toFixed(3)} per row planning
   time              start ${s(timings.start)}, seed ${s(timings.seed)}, archive ${s(timings.archive)}, verify ${s(timings.verify)}, cleanup ${s(timings.cleanup)}
   D1 rows left      ${cleaned.d1Remaining} (d1_cleaned = ${cleaned.d1Cleaned ? 1 : 0})
+  event loop        longest stall of this script ${loop.longestMs()} ms
 `);
   } catch (error) {
     if (stack) console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);

@@ -6,7 +6,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { StringDecoder } from "node:string_decoder";
 import { fileURLToPath } from "node:url";
+import { createGunzip } from "node:zlib";
+import { httpRequest } from "./http.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const STATE_DIR = join(ROOT, ".wrangler", "state");
@@ -40,17 +44,26 @@ export function adminToken(): string {
   throw new Error("no ADMIN_TOKEN in apps/producer/.dev.vars or .dev.vars.example");
 }
 
-export async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const response = await fetch(`${BASE_URL}${path}`, {
+/**
+ * One admin API call. `idempotent` marks a POST that is safe to repeat (the
+ * triggers are), so it is retried on a connection error like a GET.
+ */
+export async function admin(
+  method: string,
+  path: string,
+  body?: unknown,
+  options: { idempotent?: boolean } = {},
+): Promise<{ status: number; json: unknown }> {
+  const response = await httpRequest(`${BASE_URL}${path}`, {
     method,
     headers: { authorization: `Bearer ${adminToken()}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
+    idempotent: options.idempotent,
   });
-  const text = await response.text();
   try {
-    return { status: response.status, json: JSON.parse(text) };
+    return { status: response.status, json: JSON.parse(response.body) };
   } catch {
-    throw new Error(`${method} ${path} answered ${response.status} with no JSON: ${text.slice(0, 500)}`);
+    throw new Error(`${method} ${path} answered ${response.status} with no JSON: ${response.body.slice(0, 500)}`);
   }
 }
 
@@ -63,8 +76,8 @@ export async function archiveStatus<T>(date: string): Promise<T> {
 
 export async function isUp(): Promise<boolean> {
   try {
-    const response = await fetch(`${BASE_URL}/healthz`, { signal: AbortSignal.timeout(1000) });
-    return response.ok;
+    const response = await httpRequest(`${BASE_URL}/healthz`, { attempts: 1, timeoutMs: 1000 });
+    return response.status === 200;
   } catch {
     return false;
   }
@@ -102,23 +115,84 @@ export function cliArgs(): string[] {
   return args[0] === "--" ? args.slice(1) : args;
 }
 
-/** An archive object's bytes from local R2, through wrangler's own client rather than the archiver's code. */
-export function downloadObject(key: string, stateDir = STATE_DIR): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const args = ["r2", "object", "get", `path-stats-archive/${key}`, "--local", "--persist-to", stateDir];
-    const child = spawn("wrangler", [...args, "-c", PRODUCER_CONFIG, "--pipe"], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const chunks: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => chunks.push(d));
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`wrangler r2 object get failed: ${err}`)),
-    );
+/**
+ * An archive object's lines from local R2, in batches, read through
+ * wrangler's own client rather than the archiver's code and decompressed as a
+ * stream (Node's zlib reads the concatenated gzip members): the script's
+ * event loop is never held for long, and memory stays small whatever the
+ * object's size. Fails if the object does not end with a newline.
+ */
+export async function* archiveLines(key: string, stateDir = STATE_DIR): AsyncGenerator<string[]> {
+  const args = ["r2", "object", "get", `path-stats-archive/${key}`, "--local", "--persist-to", stateDir];
+  const child = spawn("wrangler", [...args, "-c", PRODUCER_CONFIG, "--pipe"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  let err = "";
+  child.stderr.on("data", (d) => {
+    err += d;
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  const gunzip = createGunzip();
+  child.stdout.pipe(gunzip);
+  const decoder = new StringDecoder("utf8");
+  let rest = "";
+  let read = false;
+  try {
+    for await (const piece of gunzip) {
+      const lines = (rest + decoder.write(piece as Buffer)).split("\n");
+      rest = lines.pop() ?? "";
+      yield lines;
+    }
+    read = true;
+  } catch (error) {
+    const code = await exited;
+    throw new Error(`reading ${key}: ${(error as Error).message}${code ? `; wrangler exited ${code}: ${err}` : ""}`);
+  } finally {
+    // The caller stopped early or reading failed: wrangler need not send the rest.
+    if (!read) child.kill();
+  }
+  const code = await exited;
+  if (code !== 0) throw new Error(`wrangler r2 object get ${key} exited ${code}: ${err}`);
+  if (rest + decoder.end() !== "") throw new Error(`${key} does not end with a newline`);
+}
+
+/**
+ * A status line that changes in place on a terminal; elsewhere (CI logs) it
+ * prints a line when the text changes, at most every few seconds, and always
+ * the final one.
+ */
+export function progressLine(): { update(text: string): void; done(text?: string): void } {
+  const tty = process.stdout.isTTY === true;
+  let last = "";
+  let printedAt = 0;
+  return {
+    update(text) {
+      if (tty) {
+        process.stdout.write(`\r\x1b[K  ${text}`);
+      } else if (text !== last && Date.now() - printedAt >= 5000) {
+        console.log(`  ${text}`);
+        printedAt = Date.now();
+      }
+      last = text;
+    },
+    done(text = last) {
+      if (tty) process.stdout.write(`\r\x1b[K  ${text}\n`);
+      else console.log(`  ${text}`);
+    },
+  };
+}
+
+/**
+ * The longest time the script's event loop was held (by synchronous work)
+ * since this was called: a loop held for seconds is how a script lets its
+ * connections to the stack go stale.
+ */
+export function watchEventLoop(): { longestMs(): number } {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  return { longestMs: () => Math.round(histogram.max / 1e6) };
 }

@@ -4,9 +4,14 @@
  * (.wrangler/state), written straight into its SQLite file in large
  * transactions (1M rows in a few seconds). Run `pnpm dev` once first: it
  * creates the database and applies the migrations.
+ *
+ * The other scripts seed through `seedInWorker`: node:sqlite is synchronous,
+ * and seeding on the script's own thread would hold its event loop for
+ * seconds while it has the local stack to talk to.
  */
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { cliArgs, localD1File } from "./lib.ts";
 
 /** mulberry32: small, fast, deterministic. */
@@ -123,11 +128,19 @@ function logNormal(r: () => number, median: number, sigma: number): number {
   return Math.max(0, Math.round(median * Math.exp(sigma * z)));
 }
 
+export interface SeedResult {
+  inserted: number;
+  firstId: number;
+  lastId: number;
+  ms: number;
+}
+
 export function seed(
   date: string,
   count: number,
   file = localD1File(),
-): { inserted: number; firstId: number; lastId: number; ms: number } {
+  onProgress: (rows: number) => void = () => {},
+): SeedResult {
   const started = Date.now();
   const seedValue = [...date].reduce((h, ch) => Math.imul(h ^ ch.charCodeAt(0), 16777619), 2166136261);
   const r = prng(seedValue);
@@ -167,15 +180,47 @@ export function seed(
       if (firstId === 0) firstId = lastId;
     }
     db.exec("COMMIT");
-    // Progress on a terminal only; logs get the summary line.
-    if (process.stdout.isTTY) process.stdout.write(`\rseeded ${Math.min(count, done + perTransaction)} / ${count}`);
+    onProgress(Math.min(count, done + perTransaction));
   }
-  if (process.stdout.isTTY) process.stdout.write("\n");
   db.close();
   return { inserted: count, firstId, lastId, ms: Date.now() - started };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+type SeedMessage = { progress: number } | { result: SeedResult } | { error: string };
+
+/** `seed` on a worker thread, so the caller's event loop stays free; progress arrives as rows written so far. */
+export function seedInWorker(
+  date: string,
+  count: number,
+  file = localD1File(),
+  onProgress: (rows: number) => void = () => {},
+): Promise<SeedResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL(import.meta.url), { workerData: { date, count, file } });
+    worker.on("message", (message: SeedMessage) => {
+      if ("progress" in message) onProgress(message.progress);
+      else if ("result" in message) resolve(message.result);
+      else reject(new Error(`seeding failed: ${message.error}`));
+    });
+    worker.on("error", reject);
+    worker.on("exit", (code) => {
+      if (code !== 0) reject(new Error(`the seeding thread exited with code ${code}`));
+    });
+  });
+}
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  const { date, count, file } = workerData as { date: string; count: number; file: string };
+  try {
+    const result = seed(date, count, file, (progress) => port.postMessage({ progress } satisfies SeedMessage));
+    port.postMessage({ result } satisfies SeedMessage);
+  } catch (error) {
+    port.postMessage({ error: error instanceof Error ? error.message : String(error) } satisfies SeedMessage);
+  }
+}
+
+if (isMainThread && import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
     args: cliArgs(),
     options: { date: { type: "string" }, count: { type: "string", default: "100000" } },
@@ -194,7 +239,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.exit(2);
   }
   try {
-    const result = seed(values.date, count);
+    const result = seed(values.date, count, localD1File(), (rows) => {
+      // Progress on a terminal only; logs get the summary line.
+      if (process.stdout.isTTY) process.stdout.write(`\rseeded ${rows} / ${count}`);
+    });
+    if (process.stdout.isTTY) process.stdout.write("\n");
     console.log(
       `seeded ${result.inserted} events for ${values.date} (ids ${result.firstId}..${result.lastId}) into the local D1 in ${(result.ms / 1000).toFixed(1)} s`,
     );
