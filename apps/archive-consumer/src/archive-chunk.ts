@@ -8,23 +8,15 @@ import {
   type RunRow,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
+import { ClaimLostError, isUploadGone, PermanentChunkError, UndeliverableMessageError } from "./errors.ts";
 import { finalizeRun } from "./finalize-run.ts";
 import { streamChunkToParts } from "./stream-chunk.ts";
-
-/** A failure that no retry can fix: the run is failed and its upload aborted. */
-export class PermanentChunkError extends Error {
-  override name = "PermanentChunkError";
-}
-
-/** A message that names no chunk of a run: nothing to fail, so it goes to the dead letters. */
-export class UndeliverableMessageError extends Error {
-  override name = "UndeliverableMessageError";
-}
 
 export type ChunkOutcome =
   | { kind: "archived" }
   | { kind: "already_archived" }
   | { kind: "run_closed"; status: string }
+  | { kind: "claim_lost" }
   | { kind: "busy"; retryAfterSeconds: number };
 
 /**
@@ -33,8 +25,10 @@ export type ChunkOutcome =
  *
  * The claim (a token with a lease) keeps two deliveries of one chunk from
  * uploading the same part numbers at once, where the part left in R2 could
- * differ from the etag recorded. A claim older than the lease belongs to a
- * consumer that died (an invocation lives at most 15 minutes) and is taken over.
+ * differ from the etag recorded. The claim is renewed while the chunk is
+ * worked on (a heartbeat at pages and before every part upload), so a claim
+ * older than the lease belongs to a consumer that died and is taken over
+ * after one lease, not after a whole invocation's lifetime.
  */
 export async function archiveChunk(
   env: Env,
@@ -81,6 +75,28 @@ export async function archiveChunk(
 
   const started = Date.now();
   const isLastChunk = claimed.chunk_index === run.chunk_count - 1;
+  const renewClaim = db.prepare(
+    `UPDATE archive_chunks SET claimed_at = ?1 WHERE run_id = ?2 AND chunk_index = ?3 AND claim_token = ?4
+       AND EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?2 AND status = 'archiving')`,
+  );
+  let renewedAt = Date.now();
+  /**
+   * Renews the claim once a quarter of the lease has passed: at every call at
+   * least three quarters of a lease remain, more than one page read or one
+   * part upload takes. A claim that is gone (taken over, or the run failed)
+   * stops the chunk before its next upload.
+   */
+  const heartbeat = async () => {
+    if (Date.now() - renewedAt < (config.LEASE_SECONDS * 1000) / 4) return;
+    const at = new Date();
+    const renewed = await renewClaim.bind(at.toISOString(), run.run_id, claimed.chunk_index, token).run();
+    if (renewed.meta.changes !== 1) {
+      throw new ClaimLostError(
+        `chunk ${claimed.chunk_index} of run ${run.run_id} is no longer claimed by this delivery`,
+      );
+    }
+    renewedAt = at.getTime();
+  };
   let result: Awaited<ReturnType<typeof streamChunkToParts>>;
   try {
     result = await streamChunkToParts({
@@ -91,6 +107,7 @@ export async function archiveChunk(
       partSize: run.part_size,
       pageRows: config.PAGE_ROWS,
       isLastChunk,
+      heartbeat,
     });
   } catch (error) {
     // Release the claim so the retry can start at once, and keep the error for operators.
@@ -100,7 +117,11 @@ export async function archiveChunk(
       )
       .bind(errorMessage(error), run.run_id, claimed.chunk_index, token)
       .run();
-    if (error instanceof PartsExhaustedError) throw new PermanentChunkError(error.message);
+    if (error instanceof ClaimLostError) {
+      logEvent("archive.claim_lost", { runId: run.run_id, date: run.date, chunk: claimed.chunk_index });
+      return { kind: "claim_lost" };
+    }
+    if (error instanceof PartsExhaustedError || isUploadGone(error)) throw new PermanentChunkError(errorMessage(error));
     throw error;
   }
 

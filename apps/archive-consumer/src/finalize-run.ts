@@ -3,14 +3,16 @@ import {
   type ChunkRow,
   type Config,
   errorMessage,
+  failRun,
   logEvent,
   type Manifest,
   type RunRow,
   type UploadedPart,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
+import { isUploadGone, PermanentChunkError } from "./errors.ts";
 
-export type FinalizeOutcome = "finalized" | "not_ready" | "in_progress";
+export type FinalizeOutcome = "finalized" | "not_ready" | "in_progress" | "failed";
 
 /**
  * Completes a run whose chunks are all archived: completes the multipart
@@ -21,7 +23,8 @@ export type FinalizeOutcome = "finalized" | "not_ready" | "in_progress";
  * is one conditional UPDATE that only succeeds once every chunk is archived.
  * A finalizer that died is taken over after the lease; every step is safe to
  * repeat (a second complete() fails with NoSuchUpload, so the object is
- * checked instead).
+ * checked instead). A run that can never complete (no rows, its upload gone
+ * with no object) is failed at once by its finalizer.
  */
 export async function finalizeRun(env: Env, config: Config, runId: string, now: Date): Promise<FinalizeOutcome> {
   const db = env.D1;
@@ -45,6 +48,10 @@ export async function finalizeRun(env: Env, config: Config, runId: string, now: 
     await commitRun(env, runId, token);
     return "finalized";
   } catch (error) {
+    if (error instanceof PermanentChunkError) {
+      await failRun(db, env.R2_ARCHIVE, runId, `finalize: ${error.message}`, new Date(), token);
+      return "failed";
+    }
     // Hand the run back so the retried message can finalize it again at once.
     await db
       .prepare(
@@ -85,7 +92,9 @@ async function commitRun(env: Env, runId: string, token: string): Promise<void> 
   const rows = manifestChunks.reduce((sum, c) => sum + c.rows, 0);
   const rawBytes = manifestChunks.reduce((sum, c) => sum + c.rawBytes, 0);
   const rowsRead = chunks.reduce((sum, c) => sum + (c.rows_read ?? 0), 0);
-  if (parts.length === 0) throw new Error(`run ${runId} archived no rows: its rows left D1 after planning`);
+  if (parts.length === 0) {
+    throw new PermanentChunkError(`run ${runId} archived no rows: its rows left D1 after planning`);
+  }
 
   const upload = bucket.resumeMultipartUpload(run.object_key, run.upload_id);
   try {
@@ -93,7 +102,10 @@ async function commitRun(env: Env, runId: string, token: string): Promise<void> 
   } catch (error) {
     // A finalization retried after complete() succeeded: the upload is gone, the object is there.
     const head = await bucket.head(run.object_key);
-    if (head?.size !== objectBytes) throw error;
+    if (head?.size !== objectBytes) {
+      if (isUploadGone(error) && !head) throw new PermanentChunkError(`the upload is gone: ${errorMessage(error)}`);
+      throw error;
+    }
   }
 
   const completedAt = new Date().toISOString();
@@ -151,21 +163,4 @@ async function commitRun(env: Env, runId: string, token: string): Promise<void> 
     rowsRead,
     objectKey: run.object_key,
   });
-}
-
-/** Fails a run for good: records why, then aborts its multipart upload so R2 keeps nothing of it. */
-export async function failRun(env: Env, runId: string, reason: string, now: Date): Promise<void> {
-  const run = await env.D1.prepare(
-    `UPDATE archive_runs SET status = 'failed', error = ?1, failed_at = ?2, finalize_token = NULL
-     WHERE run_id = ?3 AND status IN ('archiving', 'finalizing') RETURNING *`,
-  )
-    .bind(reason, now.toISOString(), runId)
-    .first<RunRow>();
-  if (!run) return;
-  logEvent("archive.run_failed", { runId, date: run.date, error: reason });
-  try {
-    await env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id).abort();
-  } catch (error) {
-    logEvent("archive.abort_failed", { runId, date: run.date, error: errorMessage(error) });
-  }
 }

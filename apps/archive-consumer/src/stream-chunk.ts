@@ -28,8 +28,10 @@ export async function streamChunkToParts(options: {
   partSize: number;
   pageRows: number;
   isLastChunk: boolean;
+  /** Called at every page and before every part upload; throws to stop the chunk (its claim is gone). */
+  heartbeat: () => Promise<void>;
 }): Promise<ChunkResult> {
-  const { db, upload, date, chunk, partSize, pageRows, isLastChunk } = options;
+  const { db, upload, date, chunk, partSize, pageRows, isLastChunk, heartbeat } = options;
   let rows = 0;
   let rawBytes = 0;
   let rowsRead = 0;
@@ -42,6 +44,7 @@ export async function streamChunkToParts(options: {
   /** The next page with rows, after counting what every page read. */
   const nextBytes = async (): Promise<Uint8Array | null> => {
     for (let page = await pages.next(); !page.done; page = await pages.next()) {
+      await heartbeat();
       rowsRead += page.value.rowsRead;
       if (page.value.rows === 0) continue;
       if (columns.length === 0) columns = page.value.columns;
@@ -58,7 +61,10 @@ export async function streamChunkToParts(options: {
     partSize,
     firstPart: chunk.first_part,
     maxParts: chunk.max_parts,
-    upload: async (partNumber, bytes) => (await upload.uploadPart(partNumber, bytes)).etag,
+    upload: async (partNumber, bytes) => {
+      await heartbeat();
+      return (await upload.uploadPart(partNumber, bytes)).etag;
+    },
   });
   const first = await nextBytes();
   if (first) {

@@ -1,11 +1,13 @@
 import {
+  ArchiveReadError,
   type ChunkRow,
   type CleanupRangeMessage,
   type Config,
+  chunkLines,
   logEvent,
   Manifest,
+  markDayCleanedIfDone,
   type RunRow,
-  rangePages,
   toHex,
 } from "@path-stats/shared";
 
@@ -17,15 +19,26 @@ export class UndeliverableMessageError extends Error {
 export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
 
 /**
- * Deletes one archived range from D1, completely, or not at all.
+ * Most characters of archived JSON passed to one DELETE: D1 takes a string
+ * parameter of up to 2 MB, and the statement's work grows with it.
+ */
+const MAX_DELETE_CHARS = 1024 * 1024;
+
+/**
+ * Deletes from D1 the rows of one range that its committed archive holds.
  *
- * Before the first delete, the range is verified against what was committed:
- * the manifest in R2 (not D1 alone) must list this exact range, the object
- * must be there at its committed size, and D1's rows in the range must still
- * hash to the archived content. Then rows go in bounded DELETE statements,
- * each in one transaction with its progress count, so a retry after a crash
- * continues where it stopped and nothing is counted twice. The range is
- * marked cleaned only when a count says no row of the date is left in it.
+ * The archive's own bytes decide. Before anything is deleted, the range's
+ * gzip member is read back from the R2 object named by the manifest (the
+ * commit point) and must decompress to exactly the chunk's rows and SHA-256.
+ * Then the member is read again (the same object, by etag) and each DELETE
+ * statement carries a window of the archived rows as one JSON parameter and
+ * removes only the rows that, at that moment, have the same id and every
+ * column equal to an archived row. A row that entered the range after it was
+ * archived (an explicit id, a row moved into the date, a changed row) is left
+ * in D1 and counted in `rows_left`; a later run archives it. Progress is
+ * counted in each DELETE's own transaction, so a retry after a crash
+ * continues without counting a row twice, and a replay, however late,
+ * deletes nothing the archive does not hold.
  */
 export async function cleanRange(
   env: Env,
@@ -59,22 +72,23 @@ export async function cleanRange(
     return "refused";
   }
 
-  if (!chunk.cleanup_verified_at) {
-    const problem = await verifyRange(env, config, run, chunk);
-    if (problem) {
-      await refuse(db, run, chunk, problem);
-      return "refused";
-    }
-    await db
-      .prepare("UPDATE archive_chunks SET cleanup_verified_at = ?1 WHERE run_id = ?2 AND chunk_index = ?3")
-      .bind(now.toISOString(), run.run_id, chunk.chunk_index)
-      .run();
+  const verified = await verifyRange(env, run, chunk);
+  if (typeof verified === "string") {
+    await refuse(db, run, chunk, verified);
+    return "refused";
   }
+  const { manifest, etag, columns } = verified;
+  await db
+    .prepare("UPDATE archive_chunks SET cleanup_verified_at = ?1 WHERE run_id = ?2 AND chunk_index = ?3")
+    .bind(now.toISOString(), run.run_id, chunk.chunk_index)
+    .run();
 
-  // Bounded deletes until one removes fewer rows than its bound: the range is empty.
-  const deleteSome = db.prepare(
+  // A row goes only if every column equals the archived value: `IS` matches NULLs too.
+  const matches = columns.map((c) => `t."${c}" IS j.value ->> '$.${c}'`).join(" AND ");
+  const deleteArchived = db.prepare(
     `DELETE FROM traffic_events WHERE id IN (
-       SELECT id FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`,
+       SELECT t.id FROM json_each(?1) j JOIN traffic_events t ON t.id = j.value ->> '$.id'
+       WHERE t.event_date = ?2 AND t.id >= ?3 AND t.id <= ?4 AND ${matches})`,
   );
   // changes() is the DELETE's row count: progress is recorded in the DELETE's own transaction.
   const countProgress = db.prepare(
@@ -82,46 +96,73 @@ export async function cleanRange(
      WHERE run_id = ?1 AND chunk_index = ?2`,
   );
   let rowsWritten = 0;
-  for (;;) {
-    const [deleted, counted] = await db.batch([
-      deleteSome.bind(run.date, chunk.rowid_lo, chunk.rowid_hi, config.DELETE_BATCH_ROWS),
-      countProgress.bind(run.run_id, chunk.chunk_index),
-    ]);
-    rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
-    if ((deleted?.meta.changes ?? 0) < config.DELETE_BATCH_ROWS) break;
+  try {
+    for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
+      maxLines: config.DELETE_BATCH_ROWS,
+      maxChars: MAX_DELETE_CHARS,
+      etag,
+    })) {
+      const [deleted, counted] = await db.batch([
+        deleteArchived.bind(`[${lines.join(",")}]`, run.date, chunk.rowid_lo, chunk.rowid_hi),
+        countProgress.bind(run.run_id, chunk.chunk_index),
+      ]);
+      rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
+    }
+  } catch (error) {
+    // The object changed or vanished between the check and the deletes: what was deleted matched it.
+    if (error instanceof ArchiveReadError) {
+      await refuse(db, run, chunk, error.message);
+      return "refused";
+    }
+    throw error;
   }
 
+  // What is left of the date in the range is in no archive: a later run takes it.
   const left = await db
     .prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3")
     .bind(run.date, chunk.rowid_lo, chunk.rowid_hi)
     .first<{ n: number }>();
-  if ((left?.n ?? 0) !== 0) throw new Error(`${left?.n} rows of the range are still in D1 after deleting`);
+  const rowsLeft = left?.n ?? 0;
 
   const done = await db
     .prepare(
       `UPDATE archive_chunks SET cleanup_state = 'cleaned', cleaned_at = ?1, cleanup_ms = cleanup_ms + ?2, cleanup_error = NULL,
-         cleanup_rows_written = cleanup_rows_written + ?3
-       WHERE run_id = ?4 AND chunk_index = ?5 AND cleanup_state <> 'cleaned'
+         cleanup_rows_written = cleanup_rows_written + ?3, rows_left = ?4
+       WHERE run_id = ?5 AND chunk_index = ?6 AND cleanup_state <> 'cleaned'
        RETURNING rows_deleted, delete_statements, cleanup_ms, cleanup_rows_written`,
     )
-    .bind(new Date().toISOString(), Date.now() - started, rowsWritten, run.run_id, chunk.chunk_index)
+    .bind(new Date().toISOString(), Date.now() - started, rowsWritten, rowsLeft, run.run_id, chunk.chunk_index)
     .first<Pick<ChunkRow, "rows_deleted" | "delete_statements" | "cleanup_ms" | "cleanup_rows_written">>();
   if (done) {
     logEvent("cleanup.range_cleaned", {
       ...where,
       rows: chunk.rows,
       rowsDeleted: done.rows_deleted,
+      rowsLeft,
       statements: done.delete_statements,
       rowsWritten: done.cleanup_rows_written,
       ms: done.cleanup_ms,
     });
   }
+  if (rowsLeft > 0) logEvent("cleanup.rows_not_archived", { ...where, rowsLeft });
   await markCleanedIfDone(db, run, now);
   return "cleaned";
 }
 
-/** Why the range must not be deleted, or null when it matches what was committed. */
-async function verifyRange(env: Env, config: Config, run: RunRow, chunk: ChunkRow): Promise<string | null> {
+/** Column names are put into the DELETE's SQL: only plain identifiers are accepted. */
+const PLAIN_COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Why the range must not be deleted, or what the deletes need: the manifest
+ * in R2 must list this exact range with the checksum D1 recorded, and the
+ * chunk's member, read from the object, must decompress to exactly its rows
+ * and checksum.
+ */
+async function verifyRange(
+  env: Env,
+  run: RunRow,
+  chunk: ChunkRow,
+): Promise<string | { manifest: Manifest; etag: string; columns: string[] }> {
   const object = await env.R2_ARCHIVE.get(run.manifest_key);
   if (!object) return `manifest ${run.manifest_key} is missing`;
   const parsed = Manifest.safeParse(await object.json().catch(() => null));
@@ -137,29 +178,39 @@ async function verifyRange(env: Env, config: Config, run: RunRow, chunk: ChunkRo
   if (listed.rows !== chunk.rows || listed.sha256 !== chunk.sha256) {
     return `manifest and D1 disagree on chunk ${chunk.chunk_index} (rows or checksum)`;
   }
+  const odd = manifest.columns.find((c) => !PLAIN_COLUMN.test(c));
+  if (odd !== undefined || (listed.rows > 0 && !manifest.columns.includes("id"))) {
+    return `manifest columns ${JSON.stringify(manifest.columns)} cannot be matched (need "id" and plain names)`;
+  }
   const head = await env.R2_ARCHIVE.head(manifest.objectKey);
   if (head?.size !== manifest.objectBytes) {
     return `archive object ${manifest.objectKey} is ${head ? `${head.size} bytes, not ${manifest.objectBytes}` : "missing"}`;
   }
 
+  // The archived bytes themselves: rows and checksum of what the member decompresses to.
   const digest = new crypto.DigestStream("SHA-256");
   const writer = digest.getWriter();
   let rows = 0;
-  for await (const page of rangePages(env.D1, {
-    date: run.date,
-    rowidLo: chunk.rowid_lo,
-    rowidHi: chunk.rowid_hi,
-    maxPageRows: config.PAGE_ROWS,
-  })) {
-    rows += page.rows;
-    if (page.rows > 0) await writer.write(page.bytes);
+  try {
+    for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
+      maxLines: 10_000,
+      maxChars: MAX_DELETE_CHARS,
+      etag: head.etag,
+      // Writes queue in order; a failed one fails close() below.
+      onBytes: (bytes) => void writer.write(bytes).catch(() => {}),
+    })) {
+      rows += lines.length;
+    }
+  } catch (error) {
+    if (error instanceof ArchiveReadError) return error.message;
+    throw error;
   }
   await writer.close();
   const sha256 = toHex(await digest.digest);
   if (rows !== listed.rows || sha256 !== listed.sha256) {
-    return `D1 rows of the range no longer match the archive (${rows} rows in D1, ${listed.rows} archived; checksum ${sha256 === listed.sha256 ? "equal" : "differs"})`;
+    return `the archived bytes of chunk ${chunk.chunk_index} do not match its manifest (${rows} rows read back, ${listed.rows} listed; checksum ${sha256 === listed.sha256 ? "equal" : "differs"})`;
   }
-  return null;
+  return { manifest, etag: head.etag, columns: manifest.columns };
 }
 
 /** Records why a range was not deleted, on the range and on its run, and deletes nothing. */
@@ -186,33 +237,18 @@ async function refuse(db: D1Database, run: RunRow, chunk: ChunkRow, reason: stri
 
 /**
  * Closes what this range may have completed: the run, once all its ranges are
- * deleted (with its totals), and the date, once every range of every
- * committed run is deleted and no row of the date is left in D1 (late rows
- * keep a day from being "cleaned" until a later run archives and removes them).
+ * deleted (with its totals), and the date, once nothing of it is left in D1.
  */
 async function markCleanedIfDone(db: D1Database, run: RunRow, now: Date): Promise<void> {
-  const at = now.toISOString();
-  const [runDone, dateDone] = await db.batch([
-    db
-      .prepare(
-        `UPDATE archive_runs SET cleaned_at = ?1, cleanup_error = NULL,
-           rows_deleted = (SELECT SUM(rows_deleted) FROM archive_chunks WHERE run_id = ?2)
-         WHERE run_id = ?2 AND cleaned_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM archive_chunks WHERE run_id = ?2 AND cleanup_state <> 'cleaned')`,
-      )
-      .bind(at, run.run_id),
-    db
-      .prepare(
-        `UPDATE archive_metadata SET d1_cleaned = 1, cleaned_at = ?1
-         WHERE date = ?2 AND d1_cleaned = 0
-           AND NOT EXISTS (SELECT 1 FROM archive_runs WHERE date = ?2 AND status IN ('archiving', 'finalizing'))
-           AND NOT EXISTS (
-             SELECT 1 FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-             WHERE r.date = ?2 AND r.status = 'archived' AND c.cleanup_state <> 'cleaned')
-           AND NOT EXISTS (SELECT 1 FROM traffic_events WHERE event_date = ?2)`,
-      )
-      .bind(at, run.date),
-  ]);
-  if (runDone?.meta.changes) logEvent("cleanup.run_cleaned", { runId: run.run_id, date: run.date });
-  if (dateDone?.meta.changes) logEvent("cleanup.date_cleaned", { date: run.date });
+  const runDone = await db
+    .prepare(
+      `UPDATE archive_runs SET cleaned_at = ?1, cleanup_error = NULL,
+         rows_deleted = (SELECT SUM(rows_deleted) FROM archive_chunks WHERE run_id = ?2)
+       WHERE run_id = ?2 AND cleaned_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM archive_chunks WHERE run_id = ?2 AND cleanup_state <> 'cleaned')`,
+    )
+    .bind(now.toISOString(), run.run_id)
+    .run();
+  if (runDone.meta.changes) logEvent("cleanup.run_cleaned", { runId: run.run_id, date: run.date });
+  await markDayCleanedIfDone(db, run.date, now);
 }

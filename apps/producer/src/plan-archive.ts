@@ -41,7 +41,12 @@ const SAMPLE_WINDOWS = 3;
  * re-sends chunks that have stalled); once the date is archived and no row
  * arrived since, it is a no-op; a date without rows creates nothing.
  */
-export async function planArchive(env: Env, dateInput: string, now = new Date()): Promise<PlanOutcome> {
+export async function planArchive(
+  env: Env,
+  dateInput: string,
+  now = new Date(),
+  replanned = false,
+): Promise<PlanOutcome> {
   const date = parseClosedDate(dateInput, now);
   const config = readConfig(env);
   const db = env.D1;
@@ -49,23 +54,18 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
   const inFlight = await findInFlightRun(db, date);
   if (inFlight) return resumeInFlight(env, config, inFlight, now);
 
-  // Rows above the last archived run's range are the only ones not yet in an
-  // archive: ids only grow (AUTOINCREMENT), so late rows always land there.
-  const previous = await db
-    .prepare("SELECT * FROM archive_runs WHERE date = ?1 AND status = 'archived' ORDER BY rowid_hi DESC LIMIT 1")
+  const latest = await db
+    .prepare("SELECT * FROM archive_runs WHERE date = ?1 AND status = 'archived' ORDER BY rowid DESC LIMIT 1")
     .bind(date)
     .first<RunRow>();
-  const after = previous?.rowid_hi ?? 0;
-  const bounds = await db
-    .prepare("SELECT MIN(id) AS lo, MAX(id) AS hi FROM traffic_events WHERE event_date = ?1 AND id > ?2")
-    .bind(date, after)
-    .first<{ lo: number | null; hi: number | null }>();
-  if (bounds?.lo == null || bounds.hi == null) {
-    return previous
-      ? { outcome: "up_to_date", run: previous, message: `${date} is already archived and has no new rows` }
+  const intervals = await unarchivedIntervals(db, date);
+  if (intervals.length === 0) {
+    return latest
+      ? { outcome: "up_to_date", run: latest, message: `${date} is already archived and has no new rows` }
       : { outcome: "empty", run: null, message: `${date} has no rows to archive; nothing was created` };
   }
-  const { lo, hi } = bounds;
+  const lo = intervals[0]?.lo as number;
+  const hi = intervals.at(-1)?.hi as number;
 
   const sample = await sampleGzBytesPerRow(db, date, lo, hi);
   const perChunk = rowsPerChunk({
@@ -73,11 +73,17 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
     partsPerChunk: config.PARTS_PER_CHUNK,
     gzBytesPerRow: sample.gzBytesPerRow,
   });
-  const cut = await cutRange(db, date, lo, hi, perChunk);
-  const reserved = partsPerChunkReserved(cut.chunks.length);
+  const chunks: PlannedChunk[] = [];
+  let cutRowsRead = 0;
+  for (const interval of intervals) {
+    const cut = await cutRange(db, date, interval.lo, interval.hi, perChunk);
+    chunks.push(...cut.chunks);
+    cutRowsRead += cut.rowsRead;
+  }
+  const reserved = partsPerChunkReserved(chunks.length);
   if (reserved < config.PARTS_PER_CHUNK + 1) {
     throw new Error(
-      `${date} needs ${cut.chunks.length} chunks, more than one upload's 10 000 parts allow; raise PART_SIZE_BYTES or PARTS_PER_CHUNK`,
+      `${date} needs ${chunks.length} chunks, more than one upload's 10 000 parts allow; raise PART_SIZE_BYTES or PARTS_PER_CHUNK`,
     );
   }
 
@@ -88,14 +94,24 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
     customMetadata: { date, runId, format: "jsonl+gzip" },
   });
   const createdAt = now.toISOString();
-  const plannedRows = cut.chunks.reduce((sum, c) => sum + c.rows, 0);
+  const plannedRows = chunks.reduce((sum, c) => sum + c.rows, 0);
+  const chunkJson = JSON.stringify(chunks.map((c, i) => [c.rowidLo, c.rowidHi, c.rows, firstPartOf(i, reserved)]));
+  let inserted: boolean;
   try {
-    await db.batch([
+    const [runInsert] = await db.batch([
+      // Inserted only if no run of the date that is not failed still holds
+      // archived rows in any of the new chunks' ranges: a plan that stalled
+      // while another run archived the same rows is refused here, in the same
+      // statement, not by an earlier read.
       db
         .prepare(
           `INSERT INTO archive_runs (run_id, date, status, object_key, manifest_key, upload_id, part_size,
              rowid_lo, rowid_hi, planned_rows, chunk_count, est_gz_bytes_per_row, plan_rows_read, created_at)
-           VALUES (?1, ?2, 'archiving', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`,
+           SELECT ?1, ?2, 'archiving', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
+           WHERE NOT EXISTS (
+             SELECT 1 FROM json_each(?14) p, archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+             WHERE r.date = ?2 AND r.status <> 'failed' AND c.cleanup_state <> 'cleaned'
+               AND c.rowid_lo <= p.value ->> '$[1]' AND c.rowid_hi >= p.value ->> '$[0]')`,
         )
         .bind(
           runId,
@@ -107,35 +123,48 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
           lo,
           hi,
           plannedRows,
-          cut.chunks.length,
+          chunks.length,
           sample.gzBytesPerRow,
-          sample.rowsRead + cut.rowsRead,
+          sample.rowsRead + cutRowsRead,
           createdAt,
+          chunkJson,
         ),
-      ...cut.chunks.map((chunk, index) =>
-        db
-          .prepare(
-            `INSERT INTO archive_chunks (run_id, chunk_index, rowid_lo, rowid_hi, planned_rows, first_part, max_parts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`,
-          )
-          .bind(runId, index, chunk.rowidLo, chunk.rowidHi, chunk.rows, firstPartOf(index, reserved), reserved),
-      ),
+      db
+        .prepare(
+          `INSERT INTO archive_chunks (run_id, chunk_index, rowid_lo, rowid_hi, planned_rows, first_part, max_parts)
+           SELECT ?1, p.key, p.value ->> '$[0]', p.value ->> '$[1]', p.value ->> '$[2]', p.value ->> '$[3]', ?2
+           FROM json_each(?3) p WHERE EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?1)`,
+        )
+        .bind(runId, reserved, chunkJson),
     ]);
+    inserted = (runInsert?.meta.changes ?? 0) === 1;
   } catch (error) {
+    // D1 can report an error for a batch that committed: the run row decides.
+    const committed = await db.prepare("SELECT 1 FROM archive_runs WHERE run_id = ?1").bind(runId).first();
+    if (!committed) {
+      await upload.abort();
+      // Two triggers raced: the unique index on in-flight runs let only one in.
+      const winner = await findInFlightRun(db, date);
+      if (winner)
+        return {
+          outcome: "in_flight",
+          run: winner,
+          resentChunks: 0,
+          message: `${date} is being archived by run ${winner.run_id}`,
+        };
+      throw error;
+    }
+    inserted = true;
+  }
+  if (!inserted) {
+    // Another run archived these rows after this plan read the ranges: plan again from what is there now.
     await upload.abort();
-    // Two triggers raced: the unique index on in-flight runs let only one in.
-    const winner = await findInFlightRun(db, date);
-    if (winner)
-      return {
-        outcome: "in_flight",
-        run: winner,
-        resentChunks: 0,
-        message: `${date} is being archived by run ${winner.run_id}`,
-      };
-    throw error;
+    logEvent("archive.plan_overlapped", { date, runId });
+    if (replanned) throw new Error(`${date} changed twice while it was being planned; try again`);
+    return planArchive(env, date, now, true);
   }
 
-  const messages: ArchiveChunkMessage[] = cut.chunks.map((_, chunkIndex) => ({ version: 1, runId, date, chunkIndex }));
+  const messages: ArchiveChunkMessage[] = chunks.map((_, chunkIndex) => ({ version: 1, runId, date, chunkIndex }));
   await enqueueArchiveChunks(env, messages, now);
   const run = (await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>()) as RunRow;
   logEvent("archive.planned", {
@@ -144,7 +173,7 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
     rowidLo: lo,
     rowidHi: hi,
     rows: plannedRows,
-    chunks: cut.chunks.length,
+    chunks: chunks.length,
     rowsPerChunk: perChunk,
     gzBytesPerRow: Math.round(sample.gzBytesPerRow * 10) / 10,
     planRowsRead: run.plan_rows_read,
@@ -152,7 +181,7 @@ export async function planArchive(env: Env, dateInput: string, now = new Date())
   return {
     outcome: "planned",
     run,
-    message: `planned run ${runId} of ${date}: ${plannedRows} rows in ${cut.chunks.length} chunks`,
+    message: `planned run ${runId} of ${date}: ${plannedRows} rows in ${chunks.length} chunks`,
   };
 }
 
@@ -164,6 +193,45 @@ async function resumeInFlight(env: Env, config: Config, run: RunRow, now: Date):
     resentChunks,
     message: `${run.date} is being archived by run ${run.run_id}${resentChunks ? `; re-sent ${resentChunks} stalled chunk(s)` : ""}`,
   };
+}
+
+/**
+ * The id intervals that hold the date's rows that are in no archive, each
+ * narrowed to its first and last such row.
+ *
+ * A row of the date is archived and still in D1 only inside a range of a run
+ * that is not failed and whose cleanup has not finished; those ranges are
+ * few (one per chunk) and are skipped. Everything else of the date is not in
+ * any archive: rows above the last run (new or late rows), below the first
+ * (explicit ids), in a failed run's ranges, and what cleanup left in cleaned
+ * ranges (rows that entered them after they were archived). Finding them
+ * costs two index seeks per free interval, never a scan of archived rows.
+ */
+async function unarchivedIntervals(db: D1Database, date: string): Promise<{ lo: number; hi: number }[]> {
+  const { results: held } = await db
+    .prepare(
+      `SELECT c.rowid_lo AS lo, c.rowid_hi AS hi FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+       WHERE r.date = ?1 AND r.status <> 'failed' AND c.cleanup_state <> 'cleaned' ORDER BY c.rowid_lo`,
+    )
+    .bind(date)
+    .all<{ lo: number; hi: number }>();
+  const free: { lo: number; hi: number }[] = [];
+  let from = Number.MIN_SAFE_INTEGER;
+  for (const range of held) {
+    if (range.lo > from) free.push({ lo: from, hi: range.lo - 1 });
+    from = Math.max(from, range.hi + 1);
+  }
+  free.push({ lo: from, hi: Number.MAX_SAFE_INTEGER });
+  const bounds = db.prepare(
+    "SELECT MIN(id) AS lo, MAX(id) AS hi FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3",
+  );
+  const found = await db.batch<{ lo: number | null; hi: number | null }>(
+    free.map((f) => bounds.bind(date, f.lo, f.hi)),
+  );
+  return found.flatMap((r) => {
+    const row = r.results[0];
+    return row?.lo != null && row.hi != null ? [{ lo: row.lo, hi: row.hi }] : [];
+  });
 }
 
 /**

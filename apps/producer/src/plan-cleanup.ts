@@ -1,4 +1,11 @@
-import { batchesOf, type CleanupRangeMessage, logEvent, parseClosedDate, type RunRow } from "@path-stats/shared";
+import {
+  batchesOf,
+  type CleanupRangeMessage,
+  logEvent,
+  markDayCleanedIfDone,
+  parseClosedDate,
+  type RunRow,
+} from "@path-stats/shared";
 
 /** Cleanup that must not start: nothing was deleted. */
 export class CleanupRefusedError extends Error {
@@ -57,6 +64,8 @@ export async function planCleanup(env: Env, dateInput: string, now = new Date())
     .bind(date)
     .all<{ run_id: string; chunk_index: number }>();
   if (ranges.length === 0) {
+    // Every range is done: the day may still need its flag (its last rows left by another way).
+    await markDayCleanedIfDone(db, date, now);
     return {
       outcome: "nothing_to_clean",
       ranges: 0,

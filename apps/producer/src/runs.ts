@@ -1,8 +1,38 @@
-import type { RunRow } from "@path-stats/shared";
+import { failRun, type RunRow } from "@path-stats/shared";
 
 export function findInFlightRun(db: D1Database, date: string): Promise<RunRow | null> {
   return db
     .prepare("SELECT * FROM archive_runs WHERE date = ?1 AND status IN ('archiving', 'finalizing')")
     .bind(date)
     .first<RunRow>();
+}
+
+/** A run that an operator asked to fail but that cannot be: unknown, or not archiving. */
+export class RunNotFailableError extends Error {
+  override name = "RunNotFailableError";
+  constructor(
+    readonly status: 404 | 409,
+    readonly code: "run_not_found" | "run_not_archiving",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Ends a stuck run on an operator's word: the run is failed with the reason,
+ * its upload aborted, nothing deleted from D1; the next trigger of the date
+ * plans a new run over its rows. Only a run that is archiving: a finalizing
+ * one may be writing its manifest, and an archived or failed one is over.
+ */
+export async function failRunByOperator(env: Env, runId: string, reason: string, now: Date): Promise<RunRow> {
+  const failed = await failRun(env.D1, env.R2_ARCHIVE, runId, `failed by an operator: ${reason}`, now);
+  if (failed) return failed;
+  const run = await env.D1.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>();
+  if (!run) throw new RunNotFailableError(404, "run_not_found", `no run ${runId}`);
+  throw new RunNotFailableError(
+    409,
+    "run_not_archiving",
+    `run ${runId} is ${run.status}; only a run that is archiving can be failed`,
+  );
 }

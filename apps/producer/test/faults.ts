@@ -84,34 +84,51 @@ export function gatedUploadParts(gate: Promise<void>): Env {
 /**
  * D1 that fails the statements whose SQL matches a rule, `times` times each
  * after letting `skip` of them pass (alone or inside a batch), as a dying
- * Worker or a D1 error would.
+ * Worker or a D1 error would. A rule with `effect: "stall"` holds the
+ * statement until `until` resolves, then runs it (a slow D1); with
+ * `effect: "commit-then-fail"` the batch commits and then reports an error
+ * (D1 can answer an error for work it did).
  */
 export function faultyD1(
-  rules: { match: RegExp; times: number; skip?: number }[],
+  rules: {
+    match: RegExp;
+    times: number;
+    skip?: number;
+    effect?: "fail" | "stall" | "commit-then-fail";
+    until?: () => Promise<void>;
+  }[],
   base: D1Database = env.D1,
 ): D1Database & { failures: number } {
   const left = rules.map((r) => ({ skip: 0, ...r }));
   const sqlOf = new WeakMap<object, string>();
   const state = { failures: 0 };
-  const shouldFail = (sql: string | undefined) => {
+  /** The rule that hits this statement now, if any. */
+  const hit = (sql: string | undefined) => {
     const rule = sql === undefined ? undefined : left.find((r) => r.times > 0 && r.match.test(sql));
-    if (!rule) return false;
+    if (!rule) return null;
     if (rule.skip > 0) {
       rule.skip--;
-      return false;
+      return null;
     }
     rule.times--;
     state.failures++;
-    return true;
+    return rule;
   };
   const wrapStatement = (statement: D1PreparedStatement, sql: string): D1PreparedStatement => {
     const proxy = new Proxy(statement, {
       get(target, prop) {
         if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values), sql);
         if (prop === "run" || prop === "all" || prop === "first" || prop === "raw") {
-          return (...args: unknown[]) => {
-            if (shouldFail(sql)) return Promise.reject(new Error(`injected D1 failure: ${sql.slice(0, 60)}`));
-            return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
+          return async (...args: unknown[]) => {
+            const rule = hit(sql);
+            const call = () => (target[prop] as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            if (!rule) return call();
+            if (rule.effect === "stall") {
+              await rule.until?.();
+              return call();
+            }
+            if (rule.effect === "commit-then-fail") await call();
+            throw new Error(`injected D1 failure: ${sql.slice(0, 60)}`);
           };
         }
         return passThrough(target, prop);
@@ -127,10 +144,16 @@ export function faultyD1(
       if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql), sql);
       if (prop === "batch") {
         return async (statements: D1PreparedStatement[]) => {
-          for (const s of statements) {
-            if (shouldFail(sqlOf.get(s))) throw new Error(`injected D1 batch failure: ${sqlOf.get(s)?.slice(0, 60)}`);
+          const rules = statements.map((s) => hit(sqlOf.get(s)));
+          const rule = rules.find((r) => r !== null);
+          if (!rule) return target.batch(statements);
+          const what = `injected D1 batch failure: ${sqlOf.get(statements[rules.indexOf(rule)] as object)?.slice(0, 60)}`;
+          if (rule.effect === "stall") {
+            await rule.until?.();
+            return target.batch(statements);
           }
-          return target.batch(statements);
+          if (rule.effect === "commit-then-fail") await target.batch(statements);
+          throw new Error(what);
         };
       }
       return passThrough(target, prop);

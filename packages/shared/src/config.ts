@@ -32,8 +32,14 @@ const ConfigVars = z.object({
   PARTS_PER_CHUNK: intVar(4, 1, 100),
   /** Rows per D1 keyset page. */
   PAGE_ROWS: intVar(5000, 1, 50_000),
-  /** A claim on a chunk or a finalization older than this is taken to be dead (a consumer runs at most 15 min). */
-  LEASE_SECONDS: intVar(960, 1, 86_400),
+  /**
+   * A claim on a chunk or a finalization not renewed for this long belongs to
+   * a dead consumer and is taken over. A live consumer renews its claim every
+   * quarter lease (at pages and before each part upload), so the lease must
+   * exceed one D1 page read plus one part upload; 60 s leaves room for D1's
+   * 30 s statement limit. Tests use 1 s to outlive a dead consumer quickly.
+   */
+  LEASE_SECONDS: intVar(60, 1, 3600),
   /** Rows one DELETE statement removes: small enough to stay far inside D1's 30 s statement limit. */
   DELETE_BATCH_ROWS: intVar(5000, 1, 50_000),
   /** First retry delay of a failed message; each further attempt doubles it, up to 5 minutes. */

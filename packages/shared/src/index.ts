@@ -1,6 +1,8 @@
+export * from "./archive-reader.ts";
 export * from "./chunk-plan.ts";
 export * from "./config.ts";
 export * from "./consumer.ts";
+export type * from "./d1.ts";
 export * from "./dates.ts";
 export * from "./gzip-padding.ts";
 export * from "./jsonl.ts";
@@ -10,4 +12,5 @@ export * from "./messages.ts";
 export * from "./part-cutter.ts";
 export * from "./range-pages.ts";
 export type * from "./rows.ts";
+export * from "./run-state.ts";
 export * from "./send-batches.ts";

@@ -62,4 +62,5 @@ export interface ChunkRow {
   cleanup_ms: number;
   cleanup_error: string | null;
   cleaned_at: string | null;
+  rows_left: number | null;
 }

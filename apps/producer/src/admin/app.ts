@@ -13,6 +13,7 @@ import { z } from "zod";
 import { listDeadLetters, replayDeadLetters } from "../dead-letters.ts";
 import { planArchive } from "../plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
+import { failRunByOperator, RunNotFailableError } from "../runs.ts";
 import { dayStatus } from "../status.ts";
 import { requireAdminToken } from "./auth.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -29,6 +30,8 @@ const DeadLetterQuery = z
     limit: z.coerce.number().int().min(1).max(500).default(100),
   })
   .strict();
+const RunIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a run id");
+const FailBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
 const ReplayBody = z.union([
   z.object({ ids: z.array(z.number().int().positive()).min(1).max(100) }).strict(),
   z.object({ pending: z.literal(true) }).strict(),
@@ -65,6 +68,19 @@ function closedDay(url: string): string {
 const app = new Hono<AdminEnv>();
 
 app
+  .get("/healthz", (c) => c.json({ ok: true }))
+  .use("/admin/*", async (c, next) => {
+    // One structured line per admin request: who (token hash prefix), what, which day, with what result.
+    await next();
+    logEvent("admin.action", {
+      caller: c.get("caller") ?? "unauthenticated",
+      action: `${c.req.method} ${c.req.path}`,
+      date: c.get("date") ?? c.req.query("date")?.slice(0, 40) ?? null,
+      status: c.res.status,
+    });
+  })
+  // Authentication comes before routing: an unauthenticated caller learns nothing of the routes.
+  .use("/admin/*", requireAdminToken)
   .use(
     methodNotAllowed({
       app,
@@ -77,18 +93,6 @@ app
         ),
     }),
   )
-  .get("/healthz", (c) => c.json({ ok: true }))
-  .use("/admin/*", async (c, next) => {
-    // One structured line per admin request: who (token hash prefix), what, which day, with what result.
-    await next();
-    logEvent("admin.action", {
-      caller: c.get("caller") ?? "unauthenticated",
-      action: `${c.req.method} ${c.req.path}`,
-      date: c.get("date") ?? c.req.query("date")?.slice(0, 40) ?? null,
-      status: c.res.status,
-    });
-  })
-  .use("/admin/*", requireAdminToken)
   .use(
     "/admin/*",
     bodyLimit({
@@ -115,6 +119,14 @@ app
     const result = await planCleanup(c.env, date);
     return c.json(result, result.outcome === "enqueued" ? 202 : 200);
   })
+  .post("/admin/runs/:runId/fail", async (c) => {
+    query(c.req.url, z.object({}).strict());
+    const runId = parse(RunIdParam, c.req.param("runId"), "run id");
+    const { reason } = parse(FailBody, await c.req.json().catch(() => undefined), "body");
+    const run = await failRunByOperator(c.env, runId, reason, new Date());
+    c.set("date", run.date);
+    return c.json({ runId, date: run.date, status: run.status, error: run.error });
+  })
   .get("/admin/dead-letters", async (c) => {
     const filter = query(c.req.url, DeadLetterQuery);
     const replayed = filter.replayed === undefined ? undefined : filter.replayed === "true";
@@ -131,6 +143,8 @@ app
     if (error instanceof ApiError) return errorResponse(c, error);
     if (error instanceof InvalidDateError) return errorResponse(c, new ApiError(400, error.code, error.message));
     if (error instanceof CleanupRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
+    if (error instanceof RunNotFailableError)
+      return errorResponse(c, new ApiError(error.status, error.code, error.message));
     // Only server faults are logged as errors; refusals are the caller's.
     logEvent("admin.error", { action: `${c.req.method} ${c.req.path}`, error: errorMessage(error) });
     const code = error instanceof ConfigError ? "misconfigured" : "internal";

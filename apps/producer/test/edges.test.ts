@@ -1,0 +1,310 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import type { ChunkRow, RunRow } from "@path-stats/shared";
+import { describe, expect, it } from "vitest";
+import { planArchive } from "../src/plan-archive.ts";
+import { planCleanup } from "../src/plan-cleanup.ts";
+import { capturingQueue, deliver, deliverCleanup, faultyD1 } from "./faults.ts";
+import { archiveLines, d1Rows, event, insertEvents, runsOf, waitForRun } from "./helpers.ts";
+import worker from "./worker.ts";
+
+/**
+ * Trust at the edges: rows that enter archived ranges, plans that race,
+ * uploads that vanish, consumers that stall. Each test fails without the
+ * mechanism it names.
+ */
+
+const NOW = new Date("2026-09-30T08:00:00Z");
+
+async function archive(date: string, testEnv: Env = env): Promise<RunRow> {
+  const planned = await planArchive(testEnv, date, NOW);
+  if (planned.outcome !== "planned") throw new Error(`expected a new run of ${date}, got ${planned.outcome}`);
+  return waitForRun(planned.run.run_id);
+}
+
+async function cleanAll(date: string): Promise<void> {
+  const queue = capturingQueue();
+  await planCleanup({ ...env, CLEANUP_QUEUE: queue }, date, NOW);
+  for (const m of queue.sent) expect(await deliverCleanup(m)).toBe("ack");
+}
+
+async function count(date: string): Promise<number> {
+  const row = await env.D1.prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1")
+    .bind(date)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+async function cleanedFlag(date: string): Promise<number | undefined> {
+  const row = await env.D1.prepare("SELECT d1_cleaned FROM archive_metadata WHERE date = ?1")
+    .bind(date)
+    .first<{ d1_cleaned: number }>();
+  return row?.d1_cleaned;
+}
+
+/** Every archived line of a date's committed runs, parsed, keyed by run. */
+async function archivedRows(date: string): Promise<Map<string, Record<string, unknown>[]>> {
+  const byRun = new Map<string, Record<string, unknown>[]>();
+  for (const run of await runsOf(date)) {
+    if (run.status !== "archived") continue;
+    byRun.set(
+      run.run_id,
+      (await archiveLines(run.object_key)).map((l) => JSON.parse(l)),
+    );
+  }
+  return byRun;
+}
+
+async function insertWithId(id: number, date: string, path: string): Promise<void> {
+  const e = event(date, id, { path });
+  await env.D1.prepare(
+    `INSERT INTO traffic_events (id, event_date, ts, path, method, status, country, referrer, user_agent, latency_ms, bytes)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)`,
+  )
+    .bind(
+      id,
+      e.event_date,
+      e.ts,
+      e.path,
+      e.method,
+      e.status,
+      e.country,
+      e.referrer,
+      e.user_agent,
+      e.latency_ms,
+      e.bytes,
+    )
+    .run();
+}
+
+describe("a row leaves D1 only if the committed archive holds it exactly", () => {
+  it("an explicit-id row inserted into a range between its check and a retried delete survives, then is archived once and cleaned", async () => {
+    const date = "2026-09-01";
+    await insertEvents(Array.from({ length: 300 }, (_, i) => event(date, i)));
+    const first = await archive(date);
+    const queue = capturingQueue();
+    await planCleanup({ ...env, CLEANUP_QUEUE: queue }, date, NOW);
+    const [message] = queue.sent;
+
+    // The range is checked and its first delete runs; the second fails.
+    const dying = { ...env, D1: faultyD1([{ match: /^DELETE FROM traffic_events/, skip: 1, times: 1 }]) };
+    expect(await deliverCleanup(message, dying)).toBe("retry");
+    // A writer that assigns ids puts a new row at an id whose archived row was just deleted.
+    const reused = first.rowid_lo + 1;
+    expect(await d1Rows(date, reused, reused)).toEqual([]);
+    await insertWithId(reused, date, "/backfilled");
+    expect(await deliverCleanup(message, env, 2)).toBe("ack");
+
+    const rows = await d1Rows(date);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ id: reused, path: "/backfilled" });
+    const chunk = await env.D1.prepare("SELECT * FROM archive_chunks WHERE run_id = ?1")
+      .bind(first.run_id)
+      .first<ChunkRow>();
+    expect(chunk).toMatchObject({ cleanup_state: "cleaned", rows_deleted: 300, rows_left: 1 });
+    expect(await cleanedFlag(date)).toBe(0);
+
+    // The next plan finds the row inside the cleaned range, archives it, and cleanup removes it.
+    const second = await archive(date);
+    expect(second).toMatchObject({ status: "archived", archived_rows: 1 });
+    await cleanAll(date);
+    expect(await count(date)).toBe(0);
+    expect(await cleanedFlag(date)).toBe(1);
+    const archived = await archivedRows(date);
+    expect(archived.get(first.run_id)?.find((r) => r.id === reused)?.path).not.toBe("/backfilled");
+    expect(archived.get(second.run_id)).toEqual([rows[0]]);
+  });
+
+  it("a row moved into a cleaned day by UPDATE or UPSERT resets d1_cleaned and is archived by the next run", async () => {
+    const date = "2026-09-02";
+    const other = "2026-09-03";
+    await insertEvents(Array.from({ length: 50 }, (_, i) => event(date, i)));
+    await insertEvents(Array.from({ length: 5 }, (_, i) => event(other, i, { path: `/other-${i}` })));
+    const run = await archive(date);
+    await cleanAll(date);
+    expect(await cleanedFlag(date)).toBe(1);
+
+    const [moved, upserted] = await d1Rows(other);
+    await env.D1.prepare("UPDATE traffic_events SET event_date = ?1 WHERE id = ?2").bind(date, moved?.id).run();
+    expect(await cleanedFlag(date)).toBe(0);
+    // Marked cleaned again by nothing but an empty day...
+    expect((await planCleanup({ ...env, CLEANUP_QUEUE: capturingQueue() }, date, NOW)).outcome).toBe(
+      "nothing_to_clean",
+    );
+    expect(await cleanedFlag(date)).toBe(0);
+
+    const second = await archive(date);
+    await cleanAll(date);
+    expect(await cleanedFlag(date)).toBe(1);
+    await env.D1.prepare(
+      `INSERT INTO traffic_events (id, event_date, ts, path, method, status) VALUES (?1, ?2, 0, '/upsert', 'GET', 200)
+       ON CONFLICT (id) DO UPDATE SET event_date = excluded.event_date, path = excluded.path`,
+    )
+      .bind(upserted?.id, date)
+      .run();
+    expect(await cleanedFlag(date)).toBe(0);
+    const third = await archive(date);
+    await cleanAll(date);
+    expect(await cleanedFlag(date)).toBe(1);
+
+    const archived = await archivedRows(date);
+    expect(archived.get(run.run_id)).toHaveLength(50);
+    expect(archived.get(second.run_id)?.map((r) => r.id)).toEqual([moved?.id]);
+    expect(archived.get(third.run_id)).toMatchObject([{ id: upserted?.id, path: "/upsert" }]);
+  });
+
+  it("a day whose last rows left D1 another way is marked cleaned by the next cleanup", async () => {
+    const date = "2026-09-04";
+    await insertEvents(Array.from({ length: 20 }, (_, i) => event(date, i)));
+    await archive(date);
+    await cleanAll(date);
+    await insertWithId(9_000_001, date, "/stray");
+    expect(await cleanedFlag(date)).toBe(0);
+    await env.D1.prepare("DELETE FROM traffic_events WHERE id = 9000001").run();
+    await cleanAll(date);
+    expect(await cleanedFlag(date)).toBe(1);
+  });
+});
+
+describe("never two runs over the same rows", () => {
+  it("a plan that stalled while another run archived the day does not create a second run", async () => {
+    const date = "2026-09-05";
+    await insertEvents(Array.from({ length: 100 }, (_, i) => event(date, i)));
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = {
+      ...env,
+      D1: faultyD1([{ match: /^INSERT INTO archive_runs/, times: 1, effect: "stall", until: () => held }]),
+    };
+    const stalled = planArchive(slow, date, NOW);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const winner = await archive(date);
+    release();
+    const outcome = await stalled;
+    expect(outcome.outcome).toBe("up_to_date");
+    expect((await runsOf(date)).map((r) => [r.run_id, r.status])).toEqual([[winner.run_id, "archived"]]);
+    const listed = await env.R2_ARCHIVE.list({ prefix: `traffic_events/event_date=${date}/` });
+    expect(listed.objects.map((o) => o.key).sort()).toEqual([winner.manifest_key, winner.object_key].sort());
+  });
+});
+
+describe("no run stuck forever", () => {
+  it("fails a run whose upload is gone in one attempt, and a new trigger archives the day", async () => {
+    const date = "2026-09-06";
+    await insertEvents(Array.from({ length: 40 }, (_, i) => event(date, i)));
+    const queue = capturingQueue();
+    const planned = await planArchive({ ...env, ARCHIVE_QUEUE: queue }, date, NOW);
+    const run = planned.run as RunRow;
+    await env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id).abort();
+
+    expect(await deliver(queue.sent[0])).toBe("ack");
+    const failed = (await runsOf(date))[0];
+    expect(failed?.status).toBe("failed");
+    expect(failed?.error).toMatch(/NoSuchUpload|10024|upload/i);
+
+    const again = await archive(date);
+    expect(again.archived_rows).toBe(40);
+  });
+
+  it("fails at once a run whose rows all left D1 before it archived them", async () => {
+    const date = "2026-09-07";
+    await insertEvents(Array.from({ length: 10 }, (_, i) => event(date, i)));
+    const queue = capturingQueue();
+    await planArchive({ ...env, ARCHIVE_QUEUE: queue }, date, NOW);
+    await env.D1.prepare("DELETE FROM traffic_events WHERE event_date = ?1").bind(date).run();
+    expect(await deliver(queue.sent[0])).toBe("ack");
+    const [run] = await runsOf(date);
+    expect(run?.status).toBe("failed");
+    expect(run?.error).toMatch(/archived no rows/);
+  });
+
+  it("keeps the upload of a run whose insert D1 reported as failed but committed", async () => {
+    const date = "2026-09-08";
+    await insertEvents(Array.from({ length: 60 }, (_, i) => event(date, i)));
+    const queue = capturingQueue();
+    const flaky = {
+      ...env,
+      ARCHIVE_QUEUE: queue,
+      D1: faultyD1([{ match: /^INSERT INTO archive_runs/, times: 1, effect: "commit-then-fail" }]),
+    };
+    const planned = await planArchive(flaky, date, NOW);
+    expect(planned.outcome).toBe("planned");
+    for (const m of queue.sent) expect(await deliver(m)).toBe("ack");
+    const [run] = await runsOf(date);
+    expect(run).toMatchObject({ status: "archived", archived_rows: 60 });
+  });
+
+  it("lets an operator fail a stuck run, and only a run that is archiving", async () => {
+    const date = "2026-09-09";
+    await insertEvents(Array.from({ length: 30 }, (_, i) => event(date, i)));
+    const planned = await planArchive({ ...env, ARCHIVE_QUEUE: capturingQueue() }, date, NOW);
+    const runId = planned.run?.run_id ?? "";
+    const post = async (path: string, body?: unknown, token = env.ADMIN_TOKEN) => {
+      const response = await worker.fetch(
+        new Request(`http://archiver.test${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        }),
+        env,
+        createExecutionContext(),
+      );
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+
+    expect((await post(`/admin/runs/${runId}/fail`, {})).status).toBe(400);
+    expect((await post(`/admin/runs/${runId}/fail`, { reason: "stuck" }, "wrong")).status).toBe(401);
+    expect((await post("/admin/runs/nope/fail", { reason: "stuck" })).status).toBe(404);
+    const failed = await post(`/admin/runs/${runId}/fail`, { reason: "consumer wedged" });
+    expect(failed).toMatchObject({ status: 200, body: { runId, status: "failed" } });
+    expect(String(failed.body.error)).toMatch(/consumer wedged/);
+    // Its upload is gone, its rows are all still in D1.
+    expect(await count(date)).toBe(30);
+    const again = await post(`/admin/runs/${runId}/fail`, { reason: "twice" });
+    expect(again).toMatchObject({ status: 409, body: { error: { code: "run_not_archiving" } } });
+
+    const next = await archive(date);
+    expect(next.archived_rows).toBe(30);
+    expect((await post(`/admin/runs/${next.run_id}/fail`, { reason: "late" })).status).toBe(409);
+  });
+
+  it("answers an unauthenticated wrong method with 401, not 405", async () => {
+    const response = await worker.fetch(
+      new Request("http://archiver.test/admin/trigger-archive?date=2026-09-01", { method: "PUT" }),
+      env,
+      createExecutionContext(),
+    );
+    expect(response.status).toBe(401);
+    expect(response.headers.get("allow")).toBeNull();
+  });
+});
+
+describe("leases renewed while working", () => {
+  it("a duplicate delivery cannot take over a chunk whose consumer is slow but alive", async () => {
+    const date = "2026-09-10";
+    await insertEvents(Array.from({ length: 2000 }, (_, i) => event(date, i)));
+    const queue = capturingQueue();
+    const shortLease = { ...env, LEASE_SECONDS: "1", PAGE_ROWS: "100" };
+    const planned = await planArchive({ ...shortLease, ARCHIVE_QUEUE: queue }, date, NOW);
+    // Every page read takes 150 ms: the chunk needs several leases of work.
+    const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 150));
+    const slow = {
+      ...shortLease,
+      D1: faultyD1([
+        { match: /^SELECT \* FROM traffic_events WHERE event_date/, times: 1000, effect: "stall", until: pause },
+      ]),
+    };
+    const first = deliver(queue.sent[0], slow);
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect(await deliver(queue.sent[0], shortLease)).toBe("retry");
+    expect(await first).toBe("ack");
+    const run = await waitForRun(planned.run?.run_id ?? "");
+    expect(run).toMatchObject({ status: "archived", archived_rows: 2000 });
+    const chunk = await env.D1.prepare("SELECT attempts FROM archive_chunks WHERE run_id = ?1")
+      .bind(run.run_id)
+      .first<{ attempts: number }>();
+    expect(chunk?.attempts).toBe(1);
+  });
+});

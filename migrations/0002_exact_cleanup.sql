@@ -1,0 +1,17 @@
+-- Cleanup deletes only rows equal to a row of the committed archive, so a
+-- range can end with rows of its date still in it: rows that entered it after
+-- it was archived (an explicit id below the last archived one, an UPDATE that
+-- moved a row into the date, a changed row). They are counted here, and a
+-- later run archives them: planning looks for rows of a date outside the
+-- ranges that still hold archived rows.
+ALTER TABLE archive_chunks ADD COLUMN rows_left INTEGER;
+
+-- d1_cleaned = 1 must always mean no row of the day is in D1. Rows arrive by
+-- INSERT (the trigger of 0001; INSERT OR REPLACE too) and by an UPDATE that
+-- changes a row's date, an UPSERT's update included.
+CREATE TRIGGER traffic_events_moved_row AFTER UPDATE OF event_date ON traffic_events
+WHEN NEW.event_date IS NOT OLD.event_date
+BEGIN
+  UPDATE archive_metadata SET d1_cleaned = 0, cleaned_at = NULL
+  WHERE date = NEW.event_date AND d1_cleaned = 1;
+END;

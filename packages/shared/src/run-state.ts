@@ -1,0 +1,69 @@
+import type { SqlDatabase } from "./d1.ts";
+import { errorMessage, logEvent } from "./log.ts";
+import type { RunRow } from "./rows.ts";
+
+/** The part of R2's API that failing a run needs; an R2Bucket is one. */
+export interface UploadAborter {
+  resumeMultipartUpload(key: string, uploadId: string): { abort(): Promise<void> };
+}
+
+/**
+ * Fails a run for good: records why, then aborts its multipart upload so R2
+ * keeps nothing of it. Its rows stay in D1, in no archive, and the next plan
+ * of the date covers them again.
+ *
+ * Only a run that is archiving can be failed, or a finalizing one by its own
+ * finalizer (`finalizeToken`): a finalizer may be writing the manifest, the
+ * commit point, and a run with a manifest must never be failed. Returns the
+ * failed run, or null when the run was not in a state to fail.
+ */
+export async function failRun(
+  db: SqlDatabase,
+  bucket: UploadAborter,
+  runId: string,
+  reason: string,
+  now: Date,
+  finalizeToken: string | null = null,
+): Promise<RunRow | null> {
+  const run = await db
+    .prepare(
+      `UPDATE archive_runs SET status = 'failed', error = ?1, failed_at = ?2, finalize_token = NULL
+       WHERE run_id = ?3 AND (status = 'archiving' OR (status = 'finalizing' AND finalize_token = ?4))
+       RETURNING *`,
+    )
+    .bind(reason, now.toISOString(), runId, finalizeToken)
+    .first<RunRow>();
+  if (!run) return null;
+  logEvent("archive.run_failed", { runId, date: run.date, error: reason });
+  try {
+    await bucket.resumeMultipartUpload(run.object_key, run.upload_id).abort();
+  } catch (error) {
+    // Already gone (aborted before, or by R2 after its lifetime): nothing is left to remove.
+    logEvent("archive.abort_failed", { runId, date: run.date, error: errorMessage(error) });
+  }
+  return run;
+}
+
+/**
+ * Marks a date cleaned when nothing of it is left to delete: no run in
+ * flight, every range of every committed run cleaned, and no row of the date
+ * in D1 (one index seek). Called after each range and by planning, so a day
+ * whose rows all left D1 is never left at 0. Triggers on traffic_events reset
+ * the flag the moment a row of the date arrives again.
+ */
+export async function markDayCleanedIfDone(db: SqlDatabase, date: string, now: Date): Promise<boolean> {
+  const result = await db
+    .prepare(
+      `UPDATE archive_metadata SET d1_cleaned = 1, cleaned_at = ?1
+       WHERE date = ?2 AND d1_cleaned = 0
+         AND NOT EXISTS (SELECT 1 FROM archive_runs WHERE date = ?2 AND status IN ('archiving', 'finalizing'))
+         AND NOT EXISTS (
+           SELECT 1 FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+           WHERE r.date = ?2 AND r.status = 'archived' AND c.cleanup_state <> 'cleaned')
+         AND NOT EXISTS (SELECT 1 FROM traffic_events WHERE event_date = ?2)`,
+    )
+    .bind(now.toISOString(), date)
+    .run();
+  if (result.meta.changes) logEvent("cleanup.date_cleaned", { date });
+  return result.meta.changes > 0;
+}
