@@ -1,4 +1,4 @@
-import { logEvent } from "@path-stats/shared";
+import { batchesOf, errorMessage, logEvent } from "@path-stats/shared";
 
 /** Each dead-letter queue and the queue its messages were meant for. */
 export const ORIGINAL_QUEUE: Record<string, "archive-chunks" | "cleanup-ranges"> = {
@@ -21,42 +21,54 @@ export async function recordDeadLetters(batch: MessageBatch, env: Env, now: Date
   const queue = ORIGINAL_QUEUE[batch.queue];
   if (!queue) throw new Error(`not a dead-letter queue: ${batch.queue}`);
   for (const message of batch.messages) {
-    const body = (typeof message.body === "object" && message.body !== null ? message.body : {}) as LetterBody;
-    const runId = typeof body.runId === "string" ? body.runId : null;
-    const chunkIndex = typeof body.chunkIndex === "number" ? body.chunkIndex : null;
-    const chunk =
-      runId !== null && chunkIndex !== null
-        ? await env.D1.prepare(
+    try {
+      await recordDeadLetter(env.D1, queue, message, now);
+      message.ack();
+    } catch (error) {
+      // Never acked unrecorded: retried later, delays doubling from 30 s to an hour.
+      const delaySeconds = Math.min(3600, 30 * 2 ** Math.max(0, message.attempts - 1));
+      logEvent("dead_letter.record_failed", { queue, messageId: message.id, error: errorMessage(error), delaySeconds });
+      message.retry({ delaySeconds });
+    }
+  }
+}
+
+async function recordDeadLetter(
+  db: D1Database,
+  queue: "archive-chunks" | "cleanup-ranges",
+  message: Message,
+  now: Date,
+): Promise<void> {
+  const body = (typeof message.body === "object" && message.body !== null ? message.body : {}) as LetterBody;
+  const runId = typeof body.runId === "string" ? body.runId : null;
+  const chunkIndex = typeof body.chunkIndex === "number" ? body.chunkIndex : null;
+  const chunk =
+    runId !== null && chunkIndex !== null
+      ? await db
+          .prepare(
             "SELECT attempts, last_error, cleanup_error FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2",
           )
-            .bind(runId, chunkIndex)
-            .first<{ attempts: number; last_error: string | null; cleanup_error: string | null }>()
-        : null;
-    const lastError = queue === "archive-chunks" ? chunk?.last_error : chunk?.cleanup_error;
-    await env.D1.prepare(
+          .bind(runId, chunkIndex)
+          .first<{ attempts: number; last_error: string | null; cleanup_error: string | null }>()
+      : null;
+  const lastError = queue === "archive-chunks" ? chunk?.last_error : chunk?.cleanup_error;
+  await db
+    .prepare(
       `INSERT INTO dead_letters (queue, message_id, body, attempts, date, run_id, last_error, received_at)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (queue, message_id) DO NOTHING`,
     )
-      .bind(
-        queue,
-        message.id,
-        JSON.stringify(message.body),
-        chunk?.attempts ?? message.attempts,
-        typeof body.date === "string" ? body.date : null,
-        runId,
-        lastError ?? null,
-        now.toISOString(),
-      )
-      .run();
-    logEvent("dead_letter.recorded", {
+    .bind(
       queue,
-      messageId: message.id,
+      message.id,
+      JSON.stringify(message.body),
+      chunk?.attempts ?? message.attempts,
+      typeof body.date === "string" ? body.date : null,
       runId,
-      date: body.date ?? null,
-      chunk: chunkIndex,
-    });
-    message.ack();
-  }
+      lastError ?? null,
+      now.toISOString(),
+    )
+    .run();
+  logEvent("dead_letter.recorded", { queue, messageId: message.id, runId, date: body.date ?? null, chunk: chunkIndex });
 }
 
 export interface DeadLetterFilter {
@@ -84,32 +96,69 @@ export async function listDeadLetters(db: D1Database, filter: DeadLetterFilter) 
   return results.map((row) => ({ ...row, body: JSON.parse(row.body) as unknown }));
 }
 
+/** Letters re-sent per sendBatch (Queues takes at most 100 messages and 256 KB per call). */
+const REPLAY_PAGE = 100;
+/** Letters one replay request re-sends at most; the answer says how many are left for the next one. */
+export const MAX_REPLAY_PER_REQUEST = 5000;
+
 /**
- * Re-sends the chosen dead letters (or every one not replayed yet) to their
- * original queue and marks them replayed. Consumers are idempotent, so
- * replaying a letter twice is harmless.
+ * Re-sends the chosen dead letters (or the oldest pending ones, up to
+ * MAX_REPLAY_PER_REQUEST) to their original queue in pages of sendBatch, and
+ * marks each page replayed once it is sent. Consumers are idempotent, so a
+ * letter replayed twice is harmless.
  */
 export async function replayDeadLetters(env: Env, ids: number[] | "pending", now: Date) {
-  const { results } =
-    ids === "pending"
-      ? await env.D1.prepare(
-          "SELECT id, queue, body FROM dead_letters WHERE replayed_at IS NULL ORDER BY id",
-        ).all<Letter>()
-      : await env.D1.prepare(
-          `SELECT id, queue, body FROM dead_letters WHERE id IN (${ids.map(() => "?").join(", ")}) ORDER BY id`,
-        )
-          .bind(...ids)
-          .all<Letter>();
-  for (const letter of results) {
-    const target = letter.queue === "archive-chunks" ? env.ARCHIVE_QUEUE : env.CLEANUP_QUEUE;
-    await target.send(JSON.parse(letter.body), { contentType: "json" });
-    await env.D1.prepare("UPDATE dead_letters SET replayed_at = ?1, replay_count = replay_count + 1 WHERE id = ?2")
-      .bind(now.toISOString(), letter.id)
-      .run();
+  const replayed: number[] = [];
+  const pickPending = env.D1.prepare(
+    "SELECT id, queue, body FROM dead_letters WHERE replayed_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+  );
+  let after = 0;
+  let chosen: Letter[] = [];
+  if (ids !== "pending") {
+    const { results } = await env.D1.prepare(
+      `SELECT id, queue, body FROM dead_letters WHERE id IN (${ids.map(() => "?").join(", ")}) ORDER BY id`,
+    )
+      .bind(...ids)
+      .all<Letter>();
+    chosen = results;
   }
+  for (let offset = 0; ; offset += REPLAY_PAGE) {
+    const page =
+      ids === "pending"
+        ? (await pickPending.bind(after, Math.min(REPLAY_PAGE, MAX_REPLAY_PER_REQUEST - replayed.length)).all<Letter>())
+            .results
+        : chosen.slice(offset, offset + REPLAY_PAGE);
+    if (page.length === 0) break;
+    for (const queue of ["archive-chunks", "cleanup-ranges"] as const) {
+      const letters = page.filter((l) => l.queue === queue);
+      if (letters.length === 0) continue;
+      const target = queue === "archive-chunks" ? env.ARCHIVE_QUEUE : env.CLEANUP_QUEUE;
+      for (const batch of batchesOf(letters)) {
+        await target.sendBatch(batch.map((l) => ({ body: JSON.parse(l.body), contentType: "json" as const })));
+      }
+    }
+    await env.D1.prepare(
+      `UPDATE dead_letters SET replayed_at = ?1, replay_count = replay_count + 1
+       WHERE id IN (SELECT value FROM json_each(?2))`,
+    )
+      .bind(now.toISOString(), JSON.stringify(page.map((l) => l.id)))
+      .run();
+    replayed.push(...page.map((l) => l.id));
+    after = page.at(-1)?.id ?? after;
+    if (replayed.length >= MAX_REPLAY_PER_REQUEST) break;
+  }
+  const left =
+    ids === "pending"
+      ? ((
+          await env.D1.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL").first<{
+            n: number;
+          }>()
+        )?.n ?? 0)
+      : 0;
   return {
-    replayed: results.map((l) => l.id),
-    missing: ids === "pending" ? [] : ids.filter((id) => !results.some((l) => l.id === id)),
+    replayed,
+    missing: ids === "pending" ? [] : ids.filter((id) => !chosen.some((l) => l.id === id)),
+    pendingLeft: left,
   };
 }
 

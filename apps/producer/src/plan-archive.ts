@@ -68,11 +68,14 @@ export async function planArchive(
   const hi = intervals.at(-1)?.hi as number;
 
   const sample = await sampleGzBytesPerRow(db, date, lo, hi);
-  const perChunk = rowsPerChunk({
-    partSize: config.PART_SIZE_BYTES,
-    partsPerChunk: config.PARTS_PER_CHUNK,
-    gzBytesPerRow: sample.gzBytesPerRow,
-  });
+  const perChunk = Math.min(
+    config.MAX_CHUNK_ROWS,
+    rowsPerChunk({
+      partSize: config.PART_SIZE_BYTES,
+      partsPerChunk: config.PARTS_PER_CHUNK,
+      gzBytesPerRow: sample.gzBytesPerRow,
+    }),
+  );
   const chunks: PlannedChunk[] = [];
   let cutRowsRead = 0;
   for (const interval of intervals) {

@@ -1,7 +1,8 @@
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { ChunkRow, RunRow } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
+import { replayDeadLetters } from "../src/dead-letters.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
 import { capturingQueue, deliver, deliverCleanup, faultyD1 } from "./faults.ts";
@@ -306,5 +307,51 @@ describe("leases renewed while working", () => {
       .bind(run.run_id)
       .first<{ attempts: number }>();
     expect(chunk?.attempts).toBe(1);
+  });
+});
+
+describe("dead letters", () => {
+  it("a letter that cannot be recorded is retried, never acked unrecorded", async () => {
+    const body = { version: 1, runId: "someRun", date: "2026-09-11", chunkIndex: 0 };
+    const batch = createMessageBatch("archive-chunks-dlq", [{ id: "dlq-1", timestamp: new Date(), attempts: 1, body }]);
+    const ctx = createExecutionContext();
+    const down = { ...env, D1: faultyD1([{ match: /^INSERT INTO dead_letters/, times: 1 }]) };
+    await worker.queue(batch, down);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(["dlq-1"]);
+    expect(await env.D1.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE message_id = 'dlq-1'").first()).toEqual({
+      n: 0,
+    });
+  });
+
+  it("replays thousands of pending letters in bounded batches", async () => {
+    const letters = 1234;
+    const rows = Array.from({ length: letters }, (_, i) => [
+      i % 3 === 0 ? "cleanup-ranges" : "archive-chunks",
+      `bulk-${i}`,
+      JSON.stringify({ version: 1, runId: `run${i}`, date: "2026-09-12", chunkIndex: i }),
+    ]);
+    for (let i = 0; i < rows.length; i += 25) {
+      const group = rows.slice(i, i + 25);
+      await env.D1.prepare(
+        `INSERT INTO dead_letters (queue, message_id, body, attempts, received_at)
+         VALUES ${group.map(() => "(?, ?, ?, 5, '2026-09-12T00:00:00Z')").join(", ")}`,
+      )
+        .bind(...group.flat())
+        .run();
+    }
+    const archiveQueue = capturingQueue();
+    const cleanupQueue = capturingQueue();
+    const result = await replayDeadLetters(
+      { ...env, ARCHIVE_QUEUE: archiveQueue, CLEANUP_QUEUE: cleanupQueue },
+      "pending",
+      NOW,
+    );
+    expect(result.replayed).toHaveLength(letters);
+    expect(result.pendingLeft).toBe(0);
+    expect(archiveQueue.sent.length + cleanupQueue.sent.length).toBe(letters);
+    expect(cleanupQueue.sent).toHaveLength(Math.ceil(letters / 3));
+    expect(new Set(archiveQueue.sent.map((m) => m.chunkIndex)).size).toBe(archiveQueue.sent.length);
   });
 });

@@ -30,6 +30,13 @@ const ConfigVars = z.object({
   ),
   /** Parts one chunk aims to fill: bigger chunks mean fewer messages and less padding overall. */
   PARTS_PER_CHUNK: intVar(4, 1, 100),
+  /**
+   * Most rows in one chunk, whatever the compression ratio: one chunk is one
+   * consumer invocation, and its D1 reads (one per page), part uploads and
+   * CPU time must stay inside an invocation's limits (ARCHITECTURE §3a) even
+   * for rows that compress to a few bytes each.
+   */
+  MAX_CHUNK_ROWS: intVar(500_000, 1, 5_000_000),
   /** Rows per D1 keyset page. */
   PAGE_ROWS: intVar(5000, 1, 50_000),
   /**
