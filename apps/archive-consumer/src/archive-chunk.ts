@@ -6,6 +6,7 @@ import {
   logEvent,
   PartsExhaustedError,
   type RunRow,
+  UnencodableValueError,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
 import { ClaimLostError, isUploadGone, PermanentChunkError, UndeliverableMessageError } from "./errors.ts";
@@ -121,7 +122,9 @@ export async function archiveChunk(
       logEvent("archive.claim_lost", { runId: run.run_id, date: run.date, chunk: claimed.chunk_index });
       return { kind: "claim_lost" };
     }
-    if (error instanceof PartsExhaustedError || isUploadGone(error)) throw new PermanentChunkError(errorMessage(error));
+    if (error instanceof PartsExhaustedError || error instanceof UnencodableValueError || isUploadGone(error)) {
+      throw new PermanentChunkError(errorMessage(error));
+    }
     throw error;
   }
 

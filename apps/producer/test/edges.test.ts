@@ -6,7 +6,7 @@ import { replayDeadLetters } from "../src/dead-letters.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
 import { capturingQueue, deliver, deliverCleanup, faultyD1 } from "./faults.ts";
-import { archiveLines, d1Rows, event, insertEvents, runsOf, waitForRun } from "./helpers.ts";
+import { archiveLines, d1Rows, event, insertEvents, insertEventWithId, runsOf, waitForRun } from "./helpers.ts";
 import worker from "./worker.ts";
 
 /**
@@ -56,26 +56,8 @@ async function archivedRows(date: string): Promise<Map<string, Record<string, un
   return byRun;
 }
 
-async function insertWithId(id: number, date: string, path: string): Promise<void> {
-  const e = event(date, id, { path });
-  await env.D1.prepare(
-    `INSERT INTO traffic_events (id, event_date, ts, path, method, status, country, referrer, user_agent, latency_ms, bytes)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)`,
-  )
-    .bind(
-      id,
-      e.event_date,
-      e.ts,
-      e.path,
-      e.method,
-      e.status,
-      e.country,
-      e.referrer,
-      e.user_agent,
-      e.latency_ms,
-      e.bytes,
-    )
-    .run();
+function insertWithId(id: number, date: string, path: string): Promise<void> {
+  return insertEventWithId(id, event(date, id, { path }));
 }
 
 describe("a row leaves D1 only if the committed archive holds it exactly", () => {
@@ -353,5 +335,38 @@ describe("dead letters", () => {
     expect(archiveQueue.sent.length + cleanupQueue.sent.length).toBe(letters);
     expect(cleanupQueue.sent).toHaveLength(Math.ceil(letters / 3));
     expect(new Set(archiveQueue.sent.map((m) => m.chunkIndex)).size).toBe(archiveQueue.sent.length);
+  });
+});
+
+describe("values JSON cannot carry exactly", () => {
+  const cases: [string, string, RegExp][] = [
+    ["2026-09-13", "UPDATE traffic_events SET bytes = X'00ff10' WHERE id = ?1", /BLOB in column bytes/],
+    ["2026-09-14", "UPDATE traffic_events SET bytes = 9007199254740993 WHERE id = ?1", /beyond ±2\^53 .* bytes/],
+  ];
+  for (const [date, sql, reason] of cases) {
+    it(`fail the run, naming the row, and delete nothing (${reason.source})`, async () => {
+      await insertEvents(Array.from({ length: 20 }, (_, i) => event(date, i)));
+      const [row] = await d1Rows(date);
+      await env.D1.prepare(sql).bind(row?.id).run();
+      const planned = await planArchive(env, date, NOW);
+      const run = await waitForRun(planned.run?.run_id ?? "");
+      expect(run.status).toBe("failed");
+      expect(run.error).toMatch(reason);
+      expect(await count(date)).toBe(20);
+      const listed = await env.R2_ARCHIVE.list({ prefix: `traffic_events/event_date=${date}/` });
+      expect(listed.objects).toEqual([]);
+      await expect(planCleanup(env, date, NOW)).rejects.toMatchObject({ code: "run_failed" });
+    });
+  }
+
+  // Last in the file: AUTOINCREMENT continues above the largest id, so later rows would get such ids too.
+  it("refuse to plan a day with an id beyond ±2^53, creating nothing", async () => {
+    const date = "2026-09-15";
+    await insertEvents(Array.from({ length: 20 }, (_, i) => event(date, i)));
+    const [row] = await d1Rows(date);
+    await env.D1.prepare("UPDATE traffic_events SET id = 9007199254740993 WHERE id = ?1").bind(row?.id).run();
+    await expect(planArchive(env, date, NOW)).rejects.toThrow(/id beyond ±2\^53/);
+    expect(await runsOf(date)).toEqual([]);
+    expect(await count(date)).toBe(20);
   });
 });

@@ -79,6 +79,15 @@ export async function insertEvents(rows: readonly EventRow[]): Promise<void> {
   for (let i = 0; i < statements.length; i += 200) await env.D1.batch(statements.slice(i, i + 200));
 }
 
+/** One event with an id chosen by the writer (restores, backfills): AUTOINCREMENT allows any unused id. */
+export async function insertEventWithId(id: number, row: EventRow): Promise<void> {
+  await env.D1.prepare(
+    `INSERT INTO traffic_events (id, ${COLUMNS.join(", ")}) VALUES (?, ${COLUMNS.map(() => "?").join(", ")})`,
+  )
+    .bind(id, ...COLUMNS.map((c) => row[c]))
+    .run();
+}
+
 export async function runsOf(date: string): Promise<RunRow[]> {
   const { results } = await env.D1.prepare("SELECT * FROM archive_runs WHERE date = ?1 ORDER BY rowid")
     .bind(date)

@@ -5,14 +5,18 @@ import { expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../src/plan-cleanup.ts";
 import { capturingQueue, deliver, deliverCleanup, faultyD1, faultyR2, PAGE_READ } from "./faults.ts";
-import { event, insertEvents, random } from "./helpers.ts";
+import { event, insertEvents, insertEventWithId, random } from "./helpers.ts";
 
 /**
- * Many small days, interleaved dates, late inserts, duplicated and
- * reordered deliveries, and a random schedule of the faults of the other
- * tests. After every step: every event is in D1 or in exactly one committed
- * archive, with its exact values, and a day flagged cleaned has no row left.
- * At the end, with the faults gone, every day is archived and cleaned.
+ * Many small days, interleaved dates, late inserts, rows written with
+ * explicit ids inside archived ranges, rows moved between days by UPDATE,
+ * uploads lost mid-run, duplicated and reordered deliveries, and a random
+ * schedule of the faults of the other tests. After every step: every event
+ * (a row's exact content) is in D1 or in exactly one committed archive, no
+ * archive holds anything that was never in D1, and a day flagged cleaned has
+ * no row left. At the end, with the faults gone, every day is archived and
+ * cleaned. The check reads each archive once (archives never change), so a
+ * step costs the same at step 2000 as at step 20.
  */
 const STEPS = Number(env.RANDOM_STEPS);
 const SEED = env.RANDOM_SEED ? Number(env.RANDOM_SEED) : Math.floor(Math.random() * 2 ** 31);
@@ -21,6 +25,8 @@ const DATES = ["2026-06-20", "2026-06-21", "2026-06-22", "2026-06-23"];
 const testEnv: Env = { ...env, LEASE_SECONDS: "1" };
 
 type Row = Record<string, unknown> & { id: number; event_date: string };
+/** An event is a row's exact content: ids can be reused by writers that choose them. */
+const contentOf = (row: Row): string => JSON.stringify(row);
 type Pending = { queue: "archive" | "cleanup"; body: unknown };
 
 const FAULTS: [string, () => Partial<Env>][] = [
@@ -51,130 +57,189 @@ const FAULTS: [string, () => Partial<Env>][] = [
   ],
 ];
 
-it(`keeps every event in D1 or in exactly one archive under random faults (${STEPS} steps)`, async () => {
-  const rng = random(SEED);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
-  const universe = new Map<number, Row>();
-  let maxId = 0;
-  let pending: Pending[] = [];
-  const log: string[] = [];
+it(
+  `keeps every event in D1 or in exactly one archive under random faults (${STEPS} steps)`,
+  async () => {
+    const rng = random(SEED);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
+    /** Every content that was ever in D1, and those the test itself changed away before they were archived. */
+    const known = new Set<string>();
+    const withdrawn = new Set<string>();
+    const archivedCopies = new Map<string, number>();
+    const manifestsRead = new Set<string>();
+    let maxId = 0;
+    let serial = 0;
+    let pending: Pending[] = [];
+    const log: string[] = [];
 
-  async function insert(date: string, n: number) {
-    await insertEvents(
-      Array.from({ length: n }, (_, i) =>
-        event(date, Math.floor(rng() * 1e6) + i, { path: `/r/${Math.floor(rng() * 50)}` }),
-      ),
-    );
-    const { results } = await env.D1.prepare("SELECT * FROM traffic_events WHERE id > ?1 ORDER BY id")
-      .bind(maxId)
-      .all<Row>();
-    for (const row of results) universe.set(row.id, row);
-    maxId = results.at(-1)?.id ?? maxId;
-  }
+    async function d1Contents(): Promise<Map<number, Row>> {
+      const { results } = await env.D1.prepare("SELECT * FROM traffic_events ORDER BY id").all<Row>();
+      return new Map(results.map((r) => [r.id, r]));
+    }
 
-  async function trigger(date: string) {
-    const archiveQueue = capturingQueue();
-    const cleanupQueue = capturingQueue();
-    const result = await planArchive({ ...testEnv, ARCHIVE_QUEUE: archiveQueue }, date, new Date());
-    for (const body of archiveQueue.sent) pending.push({ queue: "archive", body });
+    async function insert(date: string, n: number) {
+      await insertEvents(
+        Array.from({ length: n }, (_, i) =>
+          event(date, Math.floor(rng() * 1e6) + i, { path: `/r/${Math.floor(rng() * 50)}` }),
+        ),
+      );
+      const { results } = await env.D1.prepare("SELECT * FROM traffic_events WHERE id > ?1 ORDER BY id")
+        .bind(maxId)
+        .all<Row>();
+      for (const row of results) known.add(contentOf(row));
+      maxId = results.at(-1)?.id ?? maxId;
+    }
+
+    /** A writer that chooses ids puts a row at an id that is free now, often one an archived row had. */
+    async function insertWithExplicitId(): Promise<string> {
+      const inD1 = await d1Contents();
+      const free = Array.from({ length: maxId + 5 }, (_, i) => i + 1).filter((id) => !inD1.has(id));
+      const id = pick(free);
+      const date = pick(DATES);
+      await insertEventWithId(id, event(date, id, { path: `/explicit/${++serial}` }));
+      known.add(contentOf((await d1Contents()).get(id) as Row));
+      maxId = Math.max(maxId, id);
+      return `insert id ${id} for ${date}`;
+    }
+
+    /** An UPDATE moves a row to another day: its old content is gone by the writer's own hand. */
+    async function moveRow(): Promise<string> {
+      const rows = [...(await d1Contents()).values()];
+      if (rows.length === 0) return "move: no row";
+      const row = pick(rows);
+      const date = pick(DATES.filter((d) => d !== row.event_date));
+      await env.D1.prepare("UPDATE traffic_events SET event_date = ?1 WHERE id = ?2").bind(date, row.id).run();
+      if (!archivedCopies.has(contentOf(row))) withdrawn.add(contentOf(row));
+      known.add(contentOf((await d1Contents()).get(row.id) as Row));
+      return `move row ${row.id} from ${row.event_date} to ${date}`;
+    }
+
+    /** R2 drops an in-flight run's upload (aborted, or expired after R2's lifetime for incomplete uploads). */
+    async function loseUpload(): Promise<string> {
+      const run = await env.D1.prepare(
+        "SELECT object_key, upload_id, run_id FROM archive_runs WHERE status IN ('archiving', 'finalizing') LIMIT 1",
+      ).first<{ object_key: string; upload_id: string; run_id: string }>();
+      if (!run) return "lose upload: no run in flight";
+      await env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id)
+        .abort()
+        .catch(() => {});
+      return `lose the upload of run ${run.run_id}`;
+    }
+
+    async function trigger(date: string) {
+      const archiveQueue = capturingQueue();
+      const cleanupQueue = capturingQueue();
+      const result = await planArchive({ ...testEnv, ARCHIVE_QUEUE: archiveQueue }, date, new Date());
+      for (const body of archiveQueue.sent) pending.push({ queue: "archive", body });
+      try {
+        await planCleanup({ ...testEnv, CLEANUP_QUEUE: cleanupQueue }, date, new Date());
+      } catch (error) {
+        if (!(error instanceof CleanupRefusedError)) throw error;
+      }
+      for (const body of cleanupQueue.sent) pending.push({ queue: "cleanup", body });
+      return result.outcome;
+    }
+
+    async function deliverOne(faulty: boolean) {
+      const index = Math.floor(rng() * pending.length);
+      const message = pending[index] as Pending;
+      const [name, fault] = faulty ? pick(FAULTS) : ["none", () => ({})];
+      const outcome = await (message.queue === "archive" ? deliver : deliverCleanup)(message.body, {
+        ...testEnv,
+        ...fault(),
+      });
+      // An acked message leaves the queue, unless the queue delivers it once more.
+      if (outcome === "ack" && rng() > 0.2) pending = pending.filter((_, i) => i !== index);
+      return `${message.queue} ${JSON.stringify(message.body)} with fault ${name}: ${outcome}`;
+    }
+
+    async function checkInvariant(step: string) {
+      // Committed archives are immutable: each is read once, when its manifest first appears.
+      const listed = await env.R2_ARCHIVE.list({ prefix: "traffic_events/" });
+      const manifests = listed.objects.map((o) => o.key).filter((k) => k.endsWith(".manifest.json"));
+      for (const key of manifests.filter((k) => !manifestsRead.has(k))) {
+        const manifest = (await (await env.R2_ARCHIVE.get(key))?.json()) as Manifest;
+        const object = await env.R2_ARCHIVE.get(manifest.objectKey);
+        expect(object, `${step}: manifest ${key} names a missing object`).not.toBeNull();
+        const text = gunzipSync(new Uint8Array(await (object as R2ObjectBody).arrayBuffer())).toString("utf8");
+        const lines = text.split("\n").slice(0, -1);
+        expect(lines.length, `${step}: ${key} rows`).toBe(manifest.rows);
+        for (const line of lines) {
+          const row = JSON.parse(line) as Row;
+          const content = contentOf(row);
+          expect(known.has(content), `${step}: archived row ${line} was never in D1`).toBe(true);
+          expect(row.event_date).toBe(manifest.date);
+          archivedCopies.set(content, (archivedCopies.get(content) ?? 0) + 1);
+          expect(archivedCopies.get(content), `${step}: event ${line} is in two archives`).toBe(1);
+        }
+        manifestsRead.add(key);
+      }
+      const inD1 = new Set([...(await d1Contents()).values()].map(contentOf));
+      for (const content of known) {
+        if (withdrawn.has(content)) continue;
+        expect(inD1.has(content) || archivedCopies.get(content) === 1, `${step}: event ${content} is lost`).toBe(true);
+      }
+      const { results: cleaned } = await env.D1.prepare(
+        "SELECT m.date, COUNT(t.id) AS n FROM archive_metadata m LEFT JOIN traffic_events t ON t.event_date = m.date WHERE m.d1_cleaned = 1 GROUP BY m.date",
+      ).all<{ date: string; n: number }>();
+      for (const day of cleaned) expect(day.n, `${step}: ${day.date} is flagged cleaned with rows left`).toBe(0);
+    }
+
+    console.log(`randomized fault test: seed ${SEED}, ${STEPS} steps (replay with RANDOM_SEED=${SEED})`);
     try {
-      await planCleanup({ ...testEnv, CLEANUP_QUEUE: cleanupQueue }, date, new Date());
+      for (const date of DATES) await insert(date, 1 + Math.floor(rng() * 40));
+      for (let step = 1; step <= STEPS; step++) {
+        const roll = rng();
+        let what: string;
+        if (roll < 0.12) {
+          const date = pick(DATES);
+          const n = 1 + Math.floor(rng() * 30);
+          await insert(date, n);
+          what = `insert ${n} rows for ${date}`;
+        } else if (roll < 0.16) {
+          what = await insertWithExplicitId();
+        } else if (roll < 0.2) {
+          what = await moveRow();
+        } else if (roll < 0.22) {
+          what = await loseUpload();
+        } else if (roll < 0.35 || pending.length === 0) {
+          const date = pick(DATES);
+          what = `trigger ${date}: ${await trigger(date)}`;
+        } else {
+          what = await deliverOne(rng() < 0.4);
+        }
+        log.push(`${step}. ${what}`);
+        await checkInvariant(`step ${step} (${what})`);
+      }
+
+      // The faults stop: everything must end archived and cleaned.
+      for (let round = 1; ; round++) {
+        while (pending.length > 0) {
+          const message = pending.shift() as Pending;
+          const outcome = await (message.queue === "archive" ? deliver : deliverCleanup)(message.body, testEnv);
+          if (outcome === "retry") pending.push(message);
+          if (outcome === "retry" && pending.every((m) => m === message)) break;
+        }
+        const { results } = await env.D1.prepare("SELECT COUNT(*) AS n FROM traffic_events").all<{ n: number }>();
+        const { results: days } = await env.D1.prepare(
+          "SELECT COUNT(*) AS n FROM archive_metadata WHERE d1_cleaned = 1",
+        ).all<{ n: number }>();
+        if (results[0]?.n === 0 && days[0]?.n === DATES.length) break;
+        if (round > 40) throw new Error(`not finished after ${round} rounds: ${results[0]?.n} rows left`);
+        // Let leases of crashed claims run out, then trigger every day again.
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        for (const date of DATES) await trigger(date);
+      }
+      await checkInvariant("end");
+      const missing = [...known].filter((c) => !withdrawn.has(c) && archivedCopies.get(c) !== 1);
+      expect(missing).toEqual([]);
     } catch (error) {
-      if (!(error instanceof CleanupRefusedError)) throw error;
+      console.log(
+        `randomized fault test failed with seed ${SEED}; replay with RANDOM_SEED=${SEED}\n${log.slice(-30).join("\n")}`,
+      );
+      throw error;
     }
-    for (const body of cleanupQueue.sent) pending.push({ queue: "cleanup", body });
-    return result.outcome;
-  }
-
-  async function deliverOne(faulty: boolean) {
-    const index = Math.floor(rng() * pending.length);
-    const message = pending[index] as Pending;
-    const [name, fault] = faulty ? pick(FAULTS) : ["none", () => ({})];
-    const outcome = await (message.queue === "archive" ? deliver : deliverCleanup)(message.body, {
-      ...testEnv,
-      ...fault(),
-    });
-    // An acked message leaves the queue, unless the queue delivers it once more.
-    if (outcome === "ack" && rng() > 0.2) pending = pending.filter((_, i) => i !== index);
-    return `${message.queue} ${JSON.stringify(message.body)} with fault ${name}: ${outcome}`;
-  }
-
-  async function checkInvariant(step: string) {
-    const inArchives = new Map<number, number>();
-    const listed = await env.R2_ARCHIVE.list({ prefix: "traffic_events/" });
-    for (const key of listed.objects.map((o) => o.key).filter((k) => k.endsWith(".manifest.json"))) {
-      const manifest = (await (await env.R2_ARCHIVE.get(key))?.json()) as Manifest;
-      const object = await env.R2_ARCHIVE.get(manifest.objectKey);
-      expect(object, `${step}: manifest ${key} names a missing object`).not.toBeNull();
-      const text = gunzipSync(new Uint8Array(await (object as R2ObjectBody).arrayBuffer())).toString("utf8");
-      const lines = text.split("\n").slice(0, -1);
-      expect(lines.length, `${step}: ${key} rows`).toBe(manifest.rows);
-      for (const line of lines) {
-        const row = JSON.parse(line) as Row;
-        expect(row, `${step}: archived row ${row.id} differs from what was inserted`).toEqual(universe.get(row.id));
-        expect(row.event_date).toBe(manifest.date);
-        inArchives.set(row.id, (inArchives.get(row.id) ?? 0) + 1);
-      }
-    }
-    const { results } = await env.D1.prepare("SELECT id FROM traffic_events").all<{ id: number }>();
-    const inD1 = new Set(results.map((r) => r.id));
-    for (const id of universe.keys()) {
-      const copies = inArchives.get(id) ?? 0;
-      expect(copies, `${step}: event ${id} is in ${copies} archives`).toBeLessThanOrEqual(1);
-      expect(inD1.has(id) || copies === 1, `${step}: event ${id} is lost`).toBe(true);
-    }
-    const { results: cleaned } = await env.D1.prepare(
-      "SELECT m.date, COUNT(t.id) AS n FROM archive_metadata m LEFT JOIN traffic_events t ON t.event_date = m.date WHERE m.d1_cleaned = 1 GROUP BY m.date",
-    ).all<{ date: string; n: number }>();
-    for (const day of cleaned) expect(day.n, `${step}: ${day.date} is flagged cleaned with rows left`).toBe(0);
-    return inArchives;
-  }
-
-  console.log(`randomized fault test: seed ${SEED}, ${STEPS} steps (replay with RANDOM_SEED=${SEED})`);
-  try {
-    for (const date of DATES) await insert(date, 1 + Math.floor(rng() * 40));
-    for (let step = 1; step <= STEPS; step++) {
-      const roll = rng();
-      let what: string;
-      if (roll < 0.15) {
-        const date = pick(DATES);
-        const n = 1 + Math.floor(rng() * 30);
-        await insert(date, n);
-        what = `insert ${n} rows for ${date}`;
-      } else if (roll < 0.3 || pending.length === 0) {
-        const date = pick(DATES);
-        what = `trigger ${date}: ${await trigger(date)}`;
-      } else {
-        what = await deliverOne(rng() < 0.4);
-      }
-      log.push(`${step}. ${what}`);
-      await checkInvariant(`step ${step} (${what})`);
-    }
-
-    // The faults stop: everything must end archived and cleaned.
-    for (let round = 1; ; round++) {
-      while (pending.length > 0) {
-        const message = pending.shift() as Pending;
-        const outcome = await (message.queue === "archive" ? deliver : deliverCleanup)(message.body, testEnv);
-        if (outcome === "retry") pending.push(message);
-        if (outcome === "retry" && pending.every((m) => m === message)) break;
-      }
-      const { results } = await env.D1.prepare("SELECT COUNT(*) AS n FROM traffic_events").all<{ n: number }>();
-      const { results: days } = await env.D1.prepare(
-        "SELECT COUNT(*) AS n FROM archive_metadata WHERE d1_cleaned = 1",
-      ).all<{ n: number }>();
-      if (results[0]?.n === 0 && days[0]?.n === DATES.length) break;
-      if (round > 40) throw new Error(`not finished after ${round} rounds: ${results[0]?.n} rows left`);
-      // Let leases of crashed claims run out, then trigger every day again.
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      for (const date of DATES) await trigger(date);
-    }
-    const inArchives = await checkInvariant("end");
-    expect([...universe.keys()].filter((id) => inArchives.get(id) !== 1)).toEqual([]);
-  } catch (error) {
-    console.log(
-      `randomized fault test failed with seed ${SEED}; replay with RANDOM_SEED=${SEED}\n${log.slice(-30).join("\n")}`,
-    );
-    throw error;
-  }
-}, 300_000);
+    // A long run (RANDOM_STEPS=2000) needs time in proportion to its steps.
+  },
+  Math.max(300_000, STEPS * 400),
+);

@@ -10,10 +10,43 @@ export function jsonLine(row: Record<string, unknown>): string {
   return `${JSON.stringify(row)}\n`;
 }
 
-/** Rows as UTF-8 JSON Lines bytes. */
+/** A row holds a value that JSON cannot carry exactly: archiving it would change it. */
+export class UnencodableValueError extends Error {
+  override name = "UnencodableValueError";
+}
+
+/**
+ * Why `value` cannot be archived exactly as JSON, or null. D1 returns
+ * INTEGER and REAL values as JS numbers (doubles): beyond ±2^53 an integer
+ * may already be rounded, so no number of that size is trusted; a non-finite
+ * REAL would become `null`; a BLOB has no JSON form.
+ */
+function unencodable(value: unknown): string | null {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) return `a non-finite number (${value})`;
+    if (Math.abs(value) > Number.MAX_SAFE_INTEGER) return `a number beyond ±2^53 (${value}), which D1 may have rounded`;
+    return null;
+  }
+  if (value === null || typeof value === "string" || typeof value === "boolean") return null;
+  return `a ${value instanceof ArrayBuffer || ArrayBuffer.isView(value) || Array.isArray(value) ? "BLOB" : typeof value}`;
+}
+
+/**
+ * Rows as UTF-8 JSON Lines bytes. A value JSON cannot carry exactly fails
+ * the whole call, naming the row and column: an archive is exact or it is
+ * not written.
+ */
 export function encodeRows(rows: readonly Record<string, unknown>[]): Uint8Array {
   let text = "";
-  for (const row of rows) text += jsonLine(row);
+  for (const row of rows) {
+    for (const column in row) {
+      const problem = unencodable(row[column]);
+      if (problem) {
+        throw new UnencodableValueError(`row id ${String(row.id)} has ${problem} in column ${column}`);
+      }
+    }
+    text += jsonLine(row);
+  }
   return encoder.encode(text);
 }
 

@@ -11,7 +11,7 @@ import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { z } from "zod";
 import { listDeadLetters, replayDeadLetters } from "../dead-letters.ts";
-import { planArchive } from "../plan-archive.ts";
+import { planArchive, UnarchivableDayError } from "../plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
 import { failRunByOperator, RunNotFailableError } from "../runs.ts";
 import { dayStatus } from "../status.ts";
@@ -143,6 +143,8 @@ app
     if (error instanceof ApiError) return errorResponse(c, error);
     if (error instanceof InvalidDateError) return errorResponse(c, new ApiError(400, error.code, error.message));
     if (error instanceof CleanupRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
+    if (error instanceof UnarchivableDayError)
+      return errorResponse(c, new ApiError(409, "unarchivable", error.message));
     if (error instanceof RunNotFailableError)
       return errorResponse(c, new ApiError(error.status, error.code, error.message));
     // Only server faults are logged as errors; refusals are the caller's.
