@@ -83,11 +83,13 @@ export async function cleanRange(
     .bind(now.toISOString(), run.run_id, chunk.chunk_index)
     .run();
 
-  // A row goes only if every column equals the archived value: `IS` matches NULLs too.
+  // A row goes only if every column equals the archived value: `IS` matches NULLs too. CROSS JOIN
+  // keeps the archived rows as the outer loop, one primary-key lookup each: left to itself, SQLite
+  // walks the whole range by the date index and scans the JSON for every row (quadratic).
   const matches = columns.map((c) => `t."${c}" IS j.value ->> '$.${c}'`).join(" AND ");
   const deleteArchived = db.prepare(
     `DELETE FROM traffic_events WHERE id IN (
-       SELECT t.id FROM json_each(?1) j JOIN traffic_events t ON t.id = j.value ->> '$.id'
+       SELECT t.id FROM json_each(?1) j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
        WHERE t.event_date = ?2 AND t.id >= ?3 AND t.id <= ?4 AND ${matches})`,
   );
   // changes() is the DELETE's row count: progress is recorded in the DELETE's own transaction.
