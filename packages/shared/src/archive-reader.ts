@@ -68,6 +68,7 @@ export async function* chunkLines(
       rest = lines.pop() ?? "";
       for (const line of lines) {
         if (batch.length > 0 && (batch.length >= options.maxLines || chars + line.length > options.maxChars)) {
+          await yieldToEventLoop();
           yield batch;
           batch = [];
           chars = 0;
@@ -90,4 +91,13 @@ export async function* chunkLines(
     throw new ArchiveReadError(`chunk ${chunkIndex} of ${manifest.objectKey} does not end with a newline`);
   }
   if (batch.length > 0) yield batch;
+}
+
+/**
+ * Reading and decompressing a stream that is already there runs as one chain
+ * of microtasks; seen locally, requests that arrive meanwhile are dropped
+ * ("Network connection lost"). Once a batch, other work gets its turn.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
