@@ -21,14 +21,17 @@ END;
 -- range goes back to not cleaned, so the next cleanup deletes the row by
 -- exact match instead of a new run archiving it a second time; a row that
 -- differs is left again and a later run archives it. The lookup is by date
--- on archive_runs and touches only the chunks of that date's runs.
+-- on archive_runs and touches only the chunks of that date's runs; the WHEN
+-- keeps the web API's ordinary inserts (today: no archived run) to one probe.
 CREATE TRIGGER traffic_events_row_into_cleaned_range AFTER INSERT ON traffic_events
+WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status = 'archived')
 BEGIN
   UPDATE archive_chunks SET cleanup_state = 'none', cleaned_at = NULL
   WHERE cleanup_state = 'cleaned' AND rowid_lo <= NEW.id AND rowid_hi >= NEW.id
     AND run_id IN (SELECT run_id FROM archive_runs WHERE date = NEW.event_date AND status = 'archived');
 END;
 CREATE TRIGGER traffic_events_row_changed_in_cleaned_range AFTER UPDATE ON traffic_events
+WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status = 'archived')
 BEGIN
   UPDATE archive_chunks SET cleanup_state = 'none', cleaned_at = NULL
   WHERE cleanup_state = 'cleaned' AND rowid_lo <= NEW.id AND rowid_hi >= NEW.id

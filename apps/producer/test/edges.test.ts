@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { replayDeadLetters } from "../src/dead-letters.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
-import { capturingQueue, deliver, deliverCleanup, faultyD1 } from "./faults.ts";
+import { capturingQueue, deliver, deliverCleanup, faultyD1, PAGE_READ } from "./faults.ts";
 import { archiveLines, d1Rows, event, insertEvents, insertEventWithId, runsOf, waitForRun } from "./helpers.ts";
 import worker from "./worker.ts";
 
@@ -275,9 +275,7 @@ describe("leases renewed while working", () => {
     const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 150));
     const slow = {
       ...shortLease,
-      D1: faultyD1([
-        { match: /^SELECT \* FROM traffic_events WHERE event_date/, times: 1000, effect: "stall", until: pause },
-      ]),
+      D1: faultyD1([{ match: PAGE_READ, times: 1000, effect: "stall", until: pause }]),
     };
     const first = deliver(queue.sent[0], slow);
     await new Promise((resolve) => setTimeout(resolve, 1600));

@@ -36,7 +36,7 @@ const ConfigVars = z.object({
    * CPU time must stay inside an invocation's limits (ARCHITECTURE §3a) even
    * for rows that compress to a few bytes each.
    */
-  MAX_CHUNK_ROWS: intVar(500_000, 1, 5_000_000),
+  MAX_CHUNK_ROWS: intVar(1_000_000, 1, 5_000_000),
   /** Rows per D1 keyset page. */
   PAGE_ROWS: intVar(5000, 1, 50_000),
   /**
