@@ -38,7 +38,7 @@ type RunView = {
   bytes: { raw: number; object: number; padding: number; peakBuffered: number };
   timings: { createdAt: string; archivedAt: string | null; cleanedAt: string | null };
 };
-type Status = { status: string; d1Remaining: number; runs: RunView[] };
+type Status = { status: string; runs: RunView[] };
 
 /** workerd processes started by the stack (its descendants). */
 function descendants(root: number): number[] {

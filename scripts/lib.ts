@@ -67,9 +67,13 @@ export async function admin(
   }
 }
 
-/** GET /admin/archive-status of a day; each script types the fields it reads. */
-export async function archiveStatus<T>(date: string): Promise<T> {
-  const res = await admin("GET", `/admin/archive-status?date=${date}`);
+/**
+ * GET /admin/archive-status of a day; each script types the fields it reads.
+ * `live` asks for the day's rows in D1 to be counted (it reads all of them):
+ * for one-off checks, never for polling.
+ */
+export async function archiveStatus<T>(date: string, options: { live?: boolean } = {}): Promise<T> {
+  const res = await admin("GET", `/admin/archive-status?date=${date}${options.live ? "&count=live" : ""}`);
   if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
   return res.json as T;
 }

@@ -44,7 +44,7 @@ async function start(): Promise<BackgroundStack> {
 
 type DayStatus = {
   status: string;
-  d1Remaining: number;
+  d1Remaining: number | null;
   d1Cleaned: boolean;
   runs: { objectKey: string; chunks: { done: number; cleaned: number }; rows: { deleted: number } }[];
 };
@@ -119,8 +119,9 @@ async function main(): Promise<void> {
     await post(cleanup, [202, 200]);
     const cleaned = await waitFor("cleanup after the restart", (d) => d.status === "cleaned", cleanup);
     const deleted = cleaned.day.runs[0]?.rows.deleted;
-    if (cleaned.day.d1Remaining !== 0 || !cleaned.day.d1Cleaned || deleted !== ROWS) {
-      throw new Error(`${cleaned.day.d1Remaining} rows left, ${deleted} counted deleted`);
+    const left = (await archiveStatus<DayStatus>(DATE, { live: true })).d1Remaining;
+    if (left !== 0 || !cleaned.day.d1Cleaned || deleted !== ROWS) {
+      throw new Error(`${left} rows left, ${deleted} counted deleted`);
     }
     console.log(
       `cleaned ${(cleaned.ms / 1000).toFixed(0)} s after the restart: 0 rows left, ${deleted} rows deleted, each counted once`,

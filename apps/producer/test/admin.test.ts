@@ -65,7 +65,7 @@ describe("admin API", () => {
     await insertEvents(Array.from({ length: 700 }, (_, i) => event(date, i)));
     await insertEvents([event(utcDay(-11), 1), event(utcDay(-9), 1)]);
 
-    const none = await call("GET", `/admin/archive-status?date=${date}`);
+    const none = await call("GET", `/admin/archive-status?date=${date}&count=live`);
     expect(none.status).toBe(200);
     expect(none.body).toMatchObject({ status: "none", d1Remaining: 700, d1Cleaned: false, runs: [] });
 
@@ -83,6 +83,7 @@ describe("admin API", () => {
       rows: { planned: 700, archived: 700, deleted: 0 },
     });
     expect(run.chunks.done).toBe(run.chunks.total);
+    expect(archived.body).toMatchObject({ d1Remaining: null, d1ArchivedNotDeleted: 700, d1LeftNotArchived: 0 });
     expect(run.objectKey).toMatch(new RegExp(`^traffic_events/event_date=${date}/.+\\.jsonl\\.gz$`));
     expect(run.bytes.object).toBeGreaterThan(0);
 
@@ -97,12 +98,31 @@ describe("admin API", () => {
       () => call("GET", `/admin/archive-status?date=${date}`),
       (r) => r.body.status === "cleaned",
     );
-    expect(cleaned.body).toMatchObject({ d1Remaining: 0, d1Cleaned: true });
+    expect(cleaned.body).toMatchObject({ d1Remaining: null, d1ArchivedNotDeleted: 0, d1Cleaned: true });
+    expect((await call("GET", `/admin/archive-status?date=${date}&count=live`)).body.d1Remaining).toBe(0);
     expect(cleaned.body.runs[0].rows.deleted).toBe(700);
     const meta = await env.D1.prepare("SELECT d1_cleaned FROM archive_metadata WHERE date = ?1").bind(date).first();
     expect(meta).toEqual({ d1_cleaned: 1 });
     // The neighbours are still there.
-    expect((await call("GET", `/admin/archive-status?date=${utcDay(-11)}`)).body.d1Remaining).toBe(1);
+    expect((await call("GET", `/admin/archive-status?date=${utcDay(-11)}&count=live`)).body.d1Remaining).toBe(1);
+  });
+
+  it("answers status from recorded counts, reading O(runs + chunks) rows, and counts live only on request", async () => {
+    const date = utcDay(-12);
+    const rows = 20_000;
+    await insertEvents(Array.from({ length: rows }, (_, i) => event(date, i)));
+    await call("POST", `/admin/trigger-archive?date=${date}`);
+    const archived = await until(
+      () => call("GET", `/admin/archive-status?date=${date}`),
+      (r) => r.body.status === "archived",
+    );
+    expect(archived.body).toMatchObject({ d1Remaining: null, d1ArchivedNotDeleted: rows });
+    // Runs, chunks and the day's metadata: a few rows per chunk, nothing per event.
+    expect(archived.body.cost.d1RowsRead).toBeLessThan(100);
+    const live = await call("GET", `/admin/archive-status?date=${date}&count=live`);
+    expect(live.body.d1Remaining).toBe(rows);
+    expect(live.body.cost.d1RowsRead).toBeGreaterThanOrEqual(rows);
+    expect((await call("GET", `/admin/archive-status?date=${date}&count=all`)).status).toBe(400);
   });
 
   it("refuses cleanup of a day with no archive with 409, deleting nothing", async () => {

@@ -22,6 +22,7 @@ import { ApiError, errorResponse } from "./errors.ts";
 const MAX_BODY_BYTES = 16 * 1024;
 
 const DateQuery = z.object({ date: z.string() }).strict();
+const StatusQuery = z.object({ date: z.string(), count: z.literal("live").optional() }).strict();
 const DeadLetterQuery = z
   .object({
     queue: z.enum(["archive-chunks", "cleanup-ranges"]).optional(),
@@ -109,9 +110,10 @@ app
     return c.json({ ...result, runId: result.run?.run_id ?? null }, status);
   })
   .get("/admin/archive-status", async (c) => {
-    const date = closedDay(c.req.url);
+    const { date: input, count } = query(c.req.url, StatusQuery);
+    const date = parseClosedDate(input, new Date());
     c.set("date", date);
-    return c.json(await dayStatus(c.env.D1, date));
+    return c.json(await dayStatus(c.env.D1, date, { countLive: count === "live" }));
   })
   .post("/admin/trigger-cleanup", async (c) => {
     const date = closedDay(c.req.url);
