@@ -1,12 +1,22 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { ChunkRow, RunRow } from "@path-stats/shared";
+import { type ChunkRow, PAGE_TARGET_BYTES, type RunRow } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { replayDeadLetters } from "../src/dead-letters.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
-import { capturingQueue, deliver, deliverCleanup, faultyD1, PAGE_READ } from "./faults.ts";
-import { archiveLines, d1Rows, event, insertEvents, insertEventWithId, runsOf, waitForRun } from "./helpers.ts";
+import { capturingQueue, deliver, deliverCleanup, faultyD1, measuringD1, PAGE_READ } from "./faults.ts";
+import {
+  archiveLines,
+  d1Rows,
+  event,
+  insertEvents,
+  insertEventWithId,
+  noise,
+  random,
+  runsOf,
+  waitForRun,
+} from "./helpers.ts";
 import worker from "./worker.ts";
 
 /**
@@ -336,8 +346,37 @@ describe("dead letters", () => {
   });
 });
 
+describe("rows of any width", () => {
+  it("keep every D1 answer near the page's byte bound when 10 KB rows follow narrow ones", async () => {
+    const date = "2026-09-16";
+    const next = random(16);
+    await insertEvents([
+      ...Array.from({ length: 2500 }, (_, i) => event(date, i)),
+      ...Array.from({ length: 800 }, (_, i) => event(date, 2500 + i, { user_agent: noise(next, 10_000) })),
+      ...Array.from({ length: 300 }, (_, i) => event(date, 3300 + i, { referrer: i % 2 ? noise(next, 3000) : null })),
+    ]);
+    // Pages of up to 5000 rows: without a bound by width, the fourth page
+    // (100, 400, 1600 narrow rows before it) would hold every wide row, about 8 MB.
+    const measured = measuringD1(/traffic_events/);
+    const testEnv = { ...env, D1: measured, PAGE_ROWS: "5000", PARTS_PER_CHUNK: "100" };
+    const queue = capturingQueue();
+    const planned = await planArchive({ ...testEnv, ARCHIVE_QUEUE: queue }, date, NOW);
+    for (const m of queue.sent) expect(await deliver(m, testEnv)).toBe("ack");
+    const run = await waitForRun(planned.run?.run_id ?? "");
+
+    expect(run.status).toBe("archived");
+    expect(run.archived_rows).toBe(3600);
+    const lines = await archiveLines(run.object_key);
+    expect(lines).toEqual((await d1Rows(date)).map((r) => JSON.stringify(r)));
+    expect(measured.largestAnswer).toBeGreaterThan(PAGE_TARGET_BYTES / 2);
+    expect(measured.largestAnswer).toBeLessThan(PAGE_TARGET_BYTES * 1.25);
+  });
+});
+
 describe("values JSON cannot carry exactly", () => {
   const cases: [string, string, RegExp][] = [
+    ["2026-09-17", "UPDATE traffic_events SET latency_ms = 9e999 WHERE id = ?1", /non-finite number/],
+    ["2026-09-18", "UPDATE traffic_events SET bytes = -9e999 WHERE id = ?1", /non-finite number/],
     ["2026-09-13", "UPDATE traffic_events SET bytes = X'00ff10' WHERE id = ?1", /BLOB in column bytes/],
     ["2026-09-14", "UPDATE traffic_events SET bytes = 9007199254740993 WHERE id = ?1", /beyond ±2\^53 .* bytes/],
   ];

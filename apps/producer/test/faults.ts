@@ -198,4 +198,30 @@ export function faultyR2(
 }
 
 /** The keyset page reads of the archiver and of cleanup's verification. */
-export const PAGE_READ = /^SELECT \* FROM traffic_events WHERE event_date = \?1 AND id > \?2/;
+export const PAGE_READ = /WHERE event_date = \?1 AND id > \?2 AND id <= \?3 ORDER BY id LIMIT \?4/;
+
+/** D1 that notes the size, as JSON, of the largest answer to a statement matching `match`. */
+export function measuringD1(match: RegExp, base: D1Database = env.D1): D1Database & { largestAnswer: number } {
+  const state = { largestAnswer: 0 };
+  const wrapStatement = (statement: D1PreparedStatement, sql: string): D1PreparedStatement =>
+    new Proxy(statement, {
+      get(target, prop) {
+        if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values), sql);
+        if (prop === "all" && match.test(sql)) {
+          return async () => {
+            const answer = await target.all();
+            state.largestAnswer = Math.max(state.largestAnswer, JSON.stringify(answer.results).length);
+            return answer;
+          };
+        }
+        return passThrough(target, prop);
+      },
+    });
+  return new Proxy(base, {
+    get(target, prop) {
+      if (prop === "largestAnswer") return state.largestAnswer;
+      if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql), sql);
+      return passThrough(target, prop);
+    },
+  }) as D1Database & { largestAnswer: number };
+}

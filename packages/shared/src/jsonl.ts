@@ -27,7 +27,8 @@ function unencodable(value: unknown): string | null {
     if (Math.abs(value) > Number.MAX_SAFE_INTEGER) return `a number beyond ±2^53 (${value}), which D1 may have rounded`;
     return null;
   }
-  if (value === null || typeof value === "string" || typeof value === "boolean") return null;
+  // Undefined is what the page reader leaves of its own extra columns: JSON.stringify omits it.
+  if (value === null || value === undefined || typeof value === "string" || typeof value === "boolean") return null;
   return `a ${value instanceof ArrayBuffer || ArrayBuffer.isView(value) || Array.isArray(value) ? "BLOB" : typeof value}`;
 }
 
