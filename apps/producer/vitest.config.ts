@@ -20,6 +20,8 @@ export default defineConfig(async () => {
     ],
     test: {
       setupFiles: ["./test/apply-migrations.ts"],
+      // A local HTTP receiver for the alert webhook.
+      globalSetup: ["./test/alert-receiver.ts"],
       testTimeout: 120_000,
       hookTimeout: 120_000,
     },

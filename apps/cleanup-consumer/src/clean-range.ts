@@ -68,13 +68,13 @@ export async function cleanRange(
     return "already_cleaned";
   }
   if (run.status !== "archived") {
-    await refuse(db, run, chunk, `run is ${run.status}, not archived`);
+    await refuse(db, run, chunk, now, `run is ${run.status}, not archived`);
     return "refused";
   }
 
   const verified = await verifyRange(env, run, chunk);
   if (typeof verified === "string") {
-    await refuse(db, run, chunk, verified);
+    await refuse(db, run, chunk, now, verified);
     return "refused";
   }
   const { manifest, etag, columns } = verified;
@@ -113,7 +113,7 @@ export async function cleanRange(
   } catch (error) {
     // The object changed or vanished between the check and the deletes: what was deleted matched it.
     if (error instanceof ArchiveReadError) {
-      await refuse(db, run, chunk, error.message);
+      await refuse(db, run, chunk, now, error.message);
       return "refused";
     }
     throw error;
@@ -216,13 +216,14 @@ async function verifyRange(
 }
 
 /** Records why a range was not deleted, on the range and on its run, and deletes nothing. */
-async function refuse(db: D1Database, run: RunRow, chunk: ChunkRow, reason: string): Promise<void> {
+async function refuse(db: D1Database, run: RunRow, chunk: ChunkRow, now: Date, reason: string): Promise<void> {
   await db.batch([
     db
       .prepare(
-        "UPDATE archive_chunks SET cleanup_state = 'failed', cleanup_error = ?1 WHERE run_id = ?2 AND chunk_index = ?3",
+        `UPDATE archive_chunks SET cleanup_state = 'failed', cleanup_error = ?1, cleanup_failed_at = ?4
+         WHERE run_id = ?2 AND chunk_index = ?3`,
       )
-      .bind(reason, run.run_id, chunk.chunk_index),
+      .bind(reason, run.run_id, chunk.chunk_index, now.toISOString()),
     db
       .prepare("UPDATE archive_runs SET cleanup_error = ?1 WHERE run_id = ?2")
       .bind(`chunk ${chunk.chunk_index}: ${reason}`, run.run_id),

@@ -1,37 +1,55 @@
 import { addDays, errorMessage, logEvent, readConfig, utcDate } from "@path-stats/shared";
+import { closedDatesWithRows } from "./days-in-d1.ts";
+import { announceChanges } from "./monitoring/alerts.ts";
+import { evaluateHealth } from "./monitoring/health.ts";
 import { planArchive } from "./plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "./plan-cleanup.ts";
 
-/**
- * The dates that still have rows in D1, before `today`, found with one index
- * seek per date (a recursive skip-scan) instead of a scan of every row.
- */
-export async function closedDatesWithRows(db: D1Database, today: string): Promise<string[]> {
-  const result = await db
+/** A cleanup range sent this long ago and not finished is sent again by the cron (its message may be lost). */
+const CLEANUP_RESEND_AFTER_MS = 30 * 60 * 1000;
+
+/** The latest run's status of each of `dates` that has runs. */
+async function latestRunStatus(db: D1Database, dates: string[]): Promise<Map<string, string>> {
+  const { results } = await db
     .prepare(
-      `WITH RECURSIVE dates(d) AS (
-         SELECT MIN(event_date) FROM traffic_events
-         UNION ALL
-         SELECT (SELECT MIN(event_date) FROM traffic_events WHERE event_date > d) FROM dates WHERE d IS NOT NULL
-       )
-       SELECT d AS date FROM dates WHERE d IS NOT NULL AND d < ?1`,
+      "SELECT date, status FROM archive_runs WHERE date IN (SELECT value FROM json_each(?1)) ORDER BY date, rowid",
     )
-    .bind(today)
-    .all<{ date: string }>();
-  return result.results.map((r) => r.date);
+    .bind(JSON.stringify(dates))
+    .all<{ date: string; status: string }>();
+  return new Map(results.map((r) => [r.date, r.status]));
 }
 
 /**
- * The cron: archive every closed day that still has unarchived rows, then
- * clean every archived day older than the hot window (HOT_DAYS closed days
- * stay in D1).
+ * The cron, every 15 minutes: archive closed days with unarchived rows,
+ * clean archived days older than the hot window (HOT_DAYS closed days stay
+ * in D1), then evaluate health and announce what changed.
+ *
+ * Never work twice: a day with a run in flight only gets its stalled chunks
+ * re-sent (those whose claim lapsed), and a cleanup range sent less than 30
+ * minutes ago is left to its message. A day whose latest run failed is not
+ * retried here: its cause needs a person (health reports it). At most
+ * CRON_MAX_DAYS days start archiving and CRON_MAX_DAYS are sent to cleanup
+ * per run, oldest first, so a backlog left by an older archiver is worked
+ * off over several runs.
  */
 export async function runCron(env: Env, now: Date): Promise<void> {
+  const config = readConfig(env);
   const today = utcDate(now);
   const failures: string[] = [];
-  for (const date of await closedDatesWithRows(env.D1, today)) {
+
+  const closed = await closedDatesWithRows(env.D1, today);
+  const latest = await latestRunStatus(env.D1, closed);
+  let planned = 0;
+  for (const date of closed) {
+    if (latest.get(date) === "failed") {
+      logEvent("cron.archive_skipped", { date, reason: "its latest run failed; see /admin/health" });
+      continue;
+    }
+    const inFlight = latest.get(date) === "archiving" || latest.get(date) === "finalizing";
+    if (!inFlight && planned >= config.CRON_MAX_DAYS) continue;
     try {
       const result = await planArchive(env, date, now);
+      if (result.outcome === "planned") planned++;
       logEvent("cron.archive", { date, outcome: result.outcome, runId: result.run?.run_id ?? null });
     } catch (error) {
       failures.push(`archive ${date}`);
@@ -39,19 +57,22 @@ export async function runCron(env: Env, now: Date): Promise<void> {
     }
   }
 
-  const oldestHot = addDays(today, -readConfig(env).HOT_DAYS);
+  const oldestHot = addDays(today, -config.HOT_DAYS);
   const { results } = await env.D1.prepare(
     "SELECT date FROM archive_metadata WHERE d1_cleaned = 0 AND date < ?1 ORDER BY date",
   )
     .bind(oldestHot)
     .all<{ date: string }>();
+  let cleaning = 0;
   for (const { date } of results) {
+    if (cleaning >= config.CRON_MAX_DAYS) break;
     try {
-      const result = await planCleanup(env, date, now);
+      const result = await planCleanup(env, date, now, { resendAfterMs: CLEANUP_RESEND_AFTER_MS });
+      if (result.outcome === "enqueued") cleaning++;
       logEvent("cron.cleanup", { date, outcome: result.outcome, ranges: result.ranges });
     } catch (error) {
-      // A run in flight (late rows being archived) is normal: the next cron cleans.
-      if (error instanceof CleanupRefusedError && error.code === "run_in_flight") {
+      // A run in flight (late rows being archived) is normal: a later cron cleans. A failed run is health's.
+      if (error instanceof CleanupRefusedError && error.code !== "not_archived") {
         logEvent("cron.cleanup_deferred", { date, reason: error.message });
         continue;
       }
@@ -59,6 +80,17 @@ export async function runCron(env: Env, now: Date): Promise<void> {
       logEvent("cron.cleanup_failed", { date, error: errorMessage(error) });
     }
   }
+
+  // After the work, so neither a slow webhook nor a failing check delays it.
+  try {
+    const health = await evaluateHealth(env, now);
+    logEvent("cron.health", { healthy: health.healthy, problems: health.problems.map((p) => p.key) });
+    await announceChanges(env, health.problems, now);
+  } catch (error) {
+    failures.push("health");
+    logEvent("cron.health_failed", { error: errorMessage(error) });
+  }
+
   // One failed date must not stop the others, but the invocation must still fail loudly.
   if (failures.length > 0) throw new Error(`cron failed for: ${failures.join(", ")}`);
 }

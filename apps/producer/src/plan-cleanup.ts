@@ -29,7 +29,19 @@ export type CleanupOutcome =
  * rows are in no archive). Rows outside committed runs (late rows) are never
  * in a range, so they stay until a later run archives them.
  */
-export async function planCleanup(env: Env, dateInput: string, now = new Date()): Promise<CleanupOutcome> {
+export async function planCleanup(
+  env: Env,
+  dateInput: string,
+  now = new Date(),
+  options: {
+    /**
+     * Leave alone a range sent less than this long ago and not finished: its
+     * message is in the queue or being worked (the cron passes this; an
+     * operator's trigger re-sends every range not cleaned, refused ones too).
+     */
+    resendAfterMs?: number;
+  } = {},
+): Promise<CleanupOutcome> {
   const date = parseClosedDate(dateInput, now);
   const db = env.D1;
   // In insertion order (rowid), so the last is the latest run even when two share a timestamp.
@@ -56,12 +68,17 @@ export async function planCleanup(env: Env, dateInput: string, now = new Date())
 
   const { results: ranges } = await db
     .prepare(
-      `UPDATE archive_chunks SET cleanup_state = 'pending', cleanup_error = NULL
-       WHERE cleanup_state <> 'cleaned'
-         AND run_id IN (SELECT run_id FROM archive_runs WHERE date = ?1 AND status = 'archived')
+      `UPDATE archive_chunks SET cleanup_state = 'pending', cleanup_error = NULL, cleanup_enqueued_at = ?2
+       WHERE run_id IN (SELECT run_id FROM archive_runs WHERE date = ?1 AND status = 'archived')
+         AND CASE WHEN ?3 IS NULL THEN cleanup_state <> 'cleaned'
+           ELSE cleanup_state = 'none' OR (cleanup_state = 'pending' AND IFNULL(cleanup_enqueued_at, '') < ?3) END
        RETURNING run_id, chunk_index`,
     )
-    .bind(date)
+    .bind(
+      date,
+      now.toISOString(),
+      options.resendAfterMs === undefined ? null : new Date(now.getTime() - options.resendAfterMs).toISOString(),
+    )
     .all<{ run_id: string; chunk_index: number }>();
   if (ranges.length === 0) {
     // Every range is done: the day may still need its flag (its last rows left by another way).

@@ -142,7 +142,7 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
   };
 }
 
-function dayState(
+export function dayState(
   runs: { status: RunRow["status"]; chunks: { cleanupPending: number; cleanupFailed: number } }[],
   d1Cleaned: boolean,
 ): DayState {

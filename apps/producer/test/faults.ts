@@ -225,3 +225,41 @@ export function measuringD1(match: RegExp, base: D1Database = env.D1): D1Databas
     },
   }) as D1Database & { largestAnswer: number };
 }
+
+/** D1 that adds up D1's own `rows_read` of every statement run through it, batches included. */
+export function countingD1(base: D1Database = env.D1): D1Database & { rowsRead: number } {
+  const state = { rowsRead: 0 };
+  const count = <T extends { meta: { rows_read?: number } }>(result: T): T => {
+    state.rowsRead += result.meta.rows_read ?? 0;
+    return result;
+  };
+  const wrapStatement = (statement: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(statement, {
+      get(target, prop) {
+        if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values));
+        if (prop === "all" || prop === "run") return async () => count(await target[prop]());
+        if (prop === "first") {
+          return async (column?: string) => {
+            const { results } = count(await target.all());
+            const row = results[0] as Record<string, unknown> | undefined;
+            return row === undefined ? null : column === undefined ? row : row[column];
+          };
+        }
+        return passThrough(target, prop);
+      },
+    });
+  return new Proxy(base, {
+    get(target, prop) {
+      if (prop === "rowsRead") return state.rowsRead;
+      if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql));
+      if (prop === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          const results = await target.batch(statements);
+          for (const r of results) count(r);
+          return results;
+        };
+      }
+      return passThrough(target, prop);
+    },
+  }) as D1Database & { rowsRead: number };
+}

@@ -53,6 +53,19 @@ const ConfigVars = z.object({
   RETRY_DELAY_SECONDS: intVar(5, 0, 300),
   /** Closed days kept in D1 before cleanup. */
   HOT_DAYS: intVar(3, 0, 365),
+  /**
+   * Most days the cron starts archiving, and most days it sends to cleanup,
+   * per run: a backlog of weeks is worked off oldest first over several runs,
+   * each inside a cron invocation's limits.
+   */
+  CRON_MAX_DAYS: intVar(3, 1, 100),
+  /** Hours after a day closes (midnight UTC) by which health expects it archived. */
+  ARCHIVE_DEADLINE_HOURS: intVar(6, 1, 168),
+  /**
+   * Health reports an archive larger than this per million rows (MiB). The
+   * original plan expected 15–20 MB; the demo's realistic rows make 24 MiB.
+   */
+  MAX_OBJECT_MIB_PER_MILLION_ROWS: intVar(32, 1, 10_000),
 });
 export type Config = z.output<typeof ConfigVars>;
 

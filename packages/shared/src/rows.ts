@@ -63,4 +63,6 @@ export interface ChunkRow {
   cleanup_error: string | null;
   cleaned_at: string | null;
   rows_left: number | null;
+  cleanup_failed_at: string | null;
+  cleanup_enqueued_at: string | null;
 }

@@ -11,6 +11,9 @@ import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { z } from "zod";
 import { listDeadLetters, replayDeadLetters } from "../dead-letters.ts";
+import { evaluateHealth } from "../monitoring/health.ts";
+import { metricsText } from "../monitoring/metrics.ts";
+import { overview } from "../monitoring/overview.ts";
 import { planArchive, UnarchivableDayError } from "../plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
 import { failRunByOperator, RunNotFailableError } from "../runs.ts";
@@ -31,6 +34,7 @@ const DeadLetterQuery = z
     limit: z.coerce.number().int().min(1).max(500).default(100),
   })
   .strict();
+const OverviewQuery = z.object({ days: z.coerce.number().int().min(1).max(366).default(30) }).strict();
 const RunIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a run id");
 const FailBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
 const ReplayBody = z.union([
@@ -114,6 +118,21 @@ app
     const date = parseClosedDate(input, new Date());
     c.set("date", date);
     return c.json(await dayStatus(c.env.D1, date, { countLive: count === "live" }));
+  })
+  .get("/admin/health", async (c) => {
+    query(c.req.url, z.object({}).strict());
+    const health = await evaluateHealth(c.env, new Date());
+    return c.json(health, health.healthy ? 200 : 503);
+  })
+  .get("/admin/overview", async (c) => {
+    const { days } = query(c.req.url, OverviewQuery);
+    return c.json(await overview(c.env.D1, new Date(), days));
+  })
+  .get("/admin/metrics", async (c) => {
+    query(c.req.url, z.object({}).strict());
+    const now = new Date();
+    const text = await metricsText(c.env.D1, now, await evaluateHealth(c.env, now));
+    return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   })
   .post("/admin/trigger-cleanup", async (c) => {
     const date = closedDay(c.req.url);

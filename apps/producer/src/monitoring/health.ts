@@ -1,0 +1,215 @@
+import { addDays, readConfig, utcDate } from "@path-stats/shared";
+import { closedDatesWithRows } from "../days-in-d1.ts";
+
+export type ProblemCode =
+  | "day_not_archived"
+  | "run_failed"
+  | "run_stalled"
+  | "cleanup_refused"
+  | "too_many_days_in_d1"
+  | "dead_letters_pending"
+  | "object_too_large";
+
+/** Something an operator must look at. `key` names it stably across checks, so an alert is sent once. */
+export interface Problem {
+  key: string;
+  code: ProblemCode;
+  date: string | null;
+  runId: string | null;
+  /** When the problem began, as far as D1 records tell (ISO 8601). */
+  since: string;
+  message: string;
+  /** What to do about it. */
+  action: string;
+}
+
+export interface Health {
+  healthy: boolean;
+  checkedAt: string;
+  problems: Problem[];
+  cost: { d1RowsRead: number };
+}
+
+/** Runs older than this many days are not looked at, unless they are still in flight. */
+const WINDOW_DAYS = 35;
+/** Below this, an archive's size per million rows says more about gzip headers than about the data. */
+const MIN_ROWS_FOR_SIZE_CHECK = 10_000;
+
+interface RunFacts {
+  run_id: string;
+  date: string;
+  status: string;
+  created_at: string;
+  finalize_started_at: string | null;
+  failed_at: string | null;
+  archived_at: string | null;
+  error: string | null;
+  rowid_hi: number;
+  archived_rows: number | null;
+  object_bytes: number | null;
+  last_progress: string | null;
+}
+
+/**
+ * Evaluates the archiver's health from what D1 records. Every query reads
+ * O(days + runs + chunks) rows, never a day's events: the days still in D1
+ * come from one index seek per day, and each day's newest id from one more.
+ */
+export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
+  const config = readConfig(env);
+  const db = env.D1;
+  const today = utcDate(now);
+  const [runsResult, refusedResult, lettersResult] = await db.batch([
+    // Each run of the window (and any older one still in flight), with its last sign of progress.
+    db
+      .prepare(
+        `SELECT r.run_id, r.date, r.status, r.created_at, r.finalize_started_at, r.failed_at, r.archived_at,
+                r.error, r.rowid_hi, r.archived_rows, r.object_bytes,
+                CASE WHEN r.status IN ('archiving', 'finalizing') THEN
+                  (SELECT MAX(MAX(IFNULL(c.claimed_at, ''), IFNULL(c.archived_at, '')))
+                   FROM archive_chunks c WHERE c.run_id = r.run_id) END AS last_progress
+         FROM archive_runs r
+         WHERE r.date >= ?1 OR r.status IN ('archiving', 'finalizing')
+         ORDER BY r.date, r.rowid`,
+      )
+      .bind(addDays(today, -WINDOW_DAYS)),
+    db.prepare(
+      `SELECT c.run_id, c.chunk_index, r.date, c.cleanup_error, c.cleanup_failed_at
+       FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+       WHERE c.cleanup_state = 'failed'`,
+    ),
+    db.prepare("SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM dead_letters WHERE replayed_at IS NULL"),
+  ]);
+  const runs = (runsResult?.results ?? []) as RunFacts[];
+  const refused = (refusedResult?.results ?? []) as {
+    run_id: string;
+    chunk_index: number;
+    date: string;
+    cleanup_error: string | null;
+    cleanup_failed_at: string | null;
+  }[];
+  const letters = (lettersResult?.results[0] ?? { n: 0, oldest: null }) as { n: number; oldest: string | null };
+  let d1RowsRead = [runsResult, refusedResult, lettersResult].reduce((sum, r) => sum + (r?.meta.rows_read ?? 0), 0);
+
+  const daysInD1 = await closedDatesWithRows(db, today);
+  const newestIds = daysInD1.length
+    ? await db.batch(
+        daysInD1.map((date) => db.prepare("SELECT MAX(id) AS id FROM traffic_events WHERE event_date = ?1").bind(date)),
+      )
+    : [];
+  d1RowsRead += daysInD1.length + newestIds.reduce((sum, r) => sum + r.meta.rows_read, 0);
+
+  const problems: Problem[] = [];
+  const byDate = new Map<string, RunFacts[]>();
+  for (const run of runs) byDate.set(run.date, [...(byDate.get(run.date) ?? []), run]);
+
+  for (const [i, date] of daysInD1.entries()) {
+    const deadline = new Date(Date.parse(`${addDays(date, 1)}T00:00:00Z`) + config.ARCHIVE_DEADLINE_HOURS * 3600_000);
+    if (now < deadline) continue;
+    const dayRuns = byDate.get(date) ?? [];
+    if (dayRuns.some((r) => r.status === "archiving" || r.status === "finalizing")) continue;
+    if (dayRuns.at(-1)?.status === "failed") continue; // reported as run_failed
+    const newestId = (newestIds[i]?.results[0] as { id: number | null } | undefined)?.id ?? 0;
+    const archivedUpTo = Math.max(...dayRuns.filter((r) => r.status === "archived").map((r) => r.rowid_hi), -Infinity);
+    if (newestId <= archivedUpTo) continue;
+    problems.push({
+      key: `day_not_archived:${date}`,
+      code: "day_not_archived",
+      date,
+      runId: null,
+      since: deadline.toISOString(),
+      message: `${date} has rows in D1 that no archive holds, ${config.ARCHIVE_DEADLINE_HOURS} h after the day closed`,
+      action: `check the cron's logs, then POST /admin/trigger-archive?date=${date}`,
+    });
+  }
+
+  for (const [date, dayRuns] of byDate) {
+    const latest = dayRuns.at(-1);
+    if (latest?.status !== "failed") continue;
+    problems.push({
+      key: `run_failed:${latest.run_id}`,
+      code: "run_failed",
+      date,
+      runId: latest.run_id,
+      since: latest.failed_at ?? latest.created_at,
+      message: `the latest run of ${date} failed: ${latest.error ?? "no reason recorded"}`,
+      action: `fix the cause, then POST /admin/trigger-archive?date=${date} (the cron does not retry a failed day)`,
+    });
+  }
+
+  const leaseMs = config.LEASE_SECONDS * 1000;
+  for (const run of runs) {
+    if (run.status !== "archiving" && run.status !== "finalizing") continue;
+    const progress = [run.created_at, run.finalize_started_at, run.last_progress]
+      .filter((t): t is string => Boolean(t))
+      .sort()
+      .at(-1) as string;
+    if (now.getTime() - Date.parse(progress) <= leaseMs) continue;
+    problems.push({
+      key: `run_stalled:${run.run_id}`,
+      code: "run_stalled",
+      date: run.date,
+      runId: run.run_id,
+      since: progress,
+      message: `run ${run.run_id} of ${run.date} is ${run.status} with no progress since ${progress}`,
+      action: `POST /admin/trigger-archive?date=${run.date} re-sends its stalled chunks; if it stays stuck, POST /admin/runs/${run.run_id}/fail`,
+    });
+  }
+
+  for (const range of refused) {
+    problems.push({
+      key: `cleanup_refused:${range.run_id}:${range.chunk_index}`,
+      code: "cleanup_refused",
+      date: range.date,
+      runId: range.run_id,
+      since: range.cleanup_failed_at ?? now.toISOString(),
+      message: `cleanup refused range ${range.chunk_index} of run ${range.run_id} (${range.date}): ${range.cleanup_error ?? "no reason recorded"}`,
+      action:
+        "nothing was deleted; compare the archive with D1 (see the README's recovery notes) before triggering cleanup again",
+    });
+  }
+
+  const allowed = config.HOT_DAYS + 1; // the hot days plus the day being cleaned
+  if (daysInD1.length > allowed) {
+    const oldest = daysInD1[0] as string;
+    problems.push({
+      key: "too_many_days_in_d1",
+      code: "too_many_days_in_d1",
+      date: oldest,
+      runId: null,
+      since: `${addDays(oldest, allowed + 1)}T00:00:00.000Z`,
+      message: `D1 holds ${daysInD1.length} closed days (${oldest} … ${daysInD1.at(-1)}); HOT_DAYS allows ${allowed}`,
+      action: "look at the other problems: a day that is not archived or not cleaned stays in D1",
+    });
+  }
+
+  if (letters.n > 0) {
+    problems.push({
+      key: "dead_letters_pending",
+      code: "dead_letters_pending",
+      date: null,
+      runId: null,
+      since: letters.oldest ?? now.toISOString(),
+      message: `${letters.n} dead letter(s) not replayed`,
+      action: "GET /admin/dead-letters?replayed=false, fix the cause, then POST /admin/dead-letters/replay",
+    });
+  }
+
+  const maxBytesPerMillion = config.MAX_OBJECT_MIB_PER_MILLION_ROWS * 1024 * 1024;
+  for (const run of runs) {
+    if (run.status !== "archived" || !run.archived_rows || run.archived_rows < MIN_ROWS_FOR_SIZE_CHECK) continue;
+    const perMillion = ((run.object_bytes ?? 0) / run.archived_rows) * 1_000_000;
+    if (perMillion <= maxBytesPerMillion) continue;
+    problems.push({
+      key: `object_too_large:${run.run_id}`,
+      code: "object_too_large",
+      date: run.date,
+      runId: run.run_id,
+      since: run.archived_at ?? run.created_at,
+      message: `the archive of run ${run.run_id} (${run.date}) is ${(perMillion / 1024 / 1024).toFixed(1)} MiB per million rows; MAX_OBJECT_MIB_PER_MILLION_ROWS is ${config.MAX_OBJECT_MIB_PER_MILLION_ROWS}`,
+      action: "look at the day's rows (wider than usual?) and its padding in /admin/archive-status",
+    });
+  }
+
+  return { healthy: problems.length === 0, checkedAt: now.toISOString(), problems, cost: { d1RowsRead } };
+}
