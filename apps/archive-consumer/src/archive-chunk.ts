@@ -6,6 +6,7 @@ import {
   logEvent,
   PartsExhaustedError,
   type RunRow,
+  recordPoint,
   UnencodableValueError,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
@@ -170,6 +171,16 @@ export async function archiveChunk(
     paddingBytes: result.paddingBytes,
     rowsRead: result.rowsRead,
     peakBufferedBytes: result.peakBufferedBytes,
+    ms: Date.now() - started,
+  });
+  recordPoint(env, {
+    kind: "chunk",
+    outcome: "archived",
+    date: run.date,
+    runId: run.run_id,
+    rows: result.rows,
+    gzBytes: result.gzBytes,
+    paddingBytes: result.paddingBytes,
     ms: Date.now() - started,
   });
   await finalizeRun(env, config, run.run_id, new Date());

@@ -7,6 +7,7 @@ import {
   logEvent,
   type Manifest,
   type RunRow,
+  recordPoint,
   type UploadedPart,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
@@ -49,7 +50,7 @@ export async function finalizeRun(env: Env, config: Config, runId: string, now: 
     return "finalized";
   } catch (error) {
     if (error instanceof PermanentChunkError) {
-      await failRun(db, env.R2_ARCHIVE, runId, `finalize: ${error.message}`, new Date(), token);
+      await failRun(env, runId, `finalize: ${error.message}`, new Date(), token);
       return "failed";
     }
     // Hand the run back so the retried message can finalize it again at once.
@@ -153,6 +154,16 @@ async function commitRun(env: Env, runId: string, token: string): Promise<void> 
   if (rows !== run.planned_rows) {
     logEvent("archive.rows_differ_from_plan", { runId, date: run.date, planned: run.planned_rows, archived: rows });
   }
+  recordPoint(env, {
+    kind: "run",
+    outcome: "archived",
+    date: run.date,
+    runId,
+    rows,
+    objectBytes,
+    parts: parts.length,
+    at: new Date(completedAt),
+  });
   logEvent("archive.finalized", {
     runId,
     date: run.date,

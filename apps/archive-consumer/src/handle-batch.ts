@@ -37,7 +37,7 @@ export async function handleArchiveBatch(batch: MessageBatch, env: Env): Promise
       if (error instanceof UndeliverableMessageError) {
         await sendToDeadLetters(env.ARCHIVE_DLQ, message, "archive.dead_lettered", error.message);
       } else if (error instanceof PermanentChunkError) {
-        await failRun(env.D1, env.R2_ARCHIVE, body.runId, errorMessage(error), new Date());
+        await failRun(env, body.runId, errorMessage(error), new Date());
         message.ack();
       } else {
         logEvent("archive.chunk_retry", { ...where, error: errorMessage(error) });

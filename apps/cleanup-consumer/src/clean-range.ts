@@ -8,6 +8,7 @@ import {
   Manifest,
   markDayCleanedIfDone,
   type RunRow,
+  recordPoint,
   toHex,
 } from "@path-stats/shared";
 
@@ -68,13 +69,13 @@ export async function cleanRange(
     return "already_cleaned";
   }
   if (run.status !== "archived") {
-    await refuse(db, run, chunk, now, `run is ${run.status}, not archived`);
+    await refuse(env, run, chunk, now, `run is ${run.status}, not archived`);
     return "refused";
   }
 
   const verified = await verifyRange(env, run, chunk);
   if (typeof verified === "string") {
-    await refuse(db, run, chunk, now, verified);
+    await refuse(env, run, chunk, now, verified);
     return "refused";
   }
   const { manifest, etag, columns } = verified;
@@ -113,7 +114,7 @@ export async function cleanRange(
   } catch (error) {
     // The object changed or vanished between the check and the deletes: what was deleted matched it.
     if (error instanceof ArchiveReadError) {
-      await refuse(db, run, chunk, now, error.message);
+      await refuse(env, run, chunk, now, error.message);
       return "refused";
     }
     throw error;
@@ -136,6 +137,15 @@ export async function cleanRange(
     .bind(new Date().toISOString(), Date.now() - started, rowsWritten, rowsLeft, run.run_id, chunk.chunk_index)
     .first<Pick<ChunkRow, "rows_deleted" | "delete_statements" | "cleanup_ms" | "cleanup_rows_written">>();
   if (done) {
+    recordPoint(env, {
+      kind: "range",
+      outcome: "cleaned",
+      date: run.date,
+      runId: run.run_id,
+      rowsDeleted: done.rows_deleted,
+      rowsLeft,
+      ms: done.cleanup_ms,
+    });
     logEvent("cleanup.range_cleaned", {
       ...where,
       rows: chunk.rows,
@@ -216,7 +226,8 @@ async function verifyRange(
 }
 
 /** Records why a range was not deleted, on the range and on its run, and deletes nothing. */
-async function refuse(db: D1Database, run: RunRow, chunk: ChunkRow, now: Date, reason: string): Promise<void> {
+async function refuse(env: Env, run: RunRow, chunk: ChunkRow, now: Date, reason: string): Promise<void> {
+  const db = env.D1;
   await db.batch([
     db
       .prepare(
@@ -228,6 +239,15 @@ async function refuse(db: D1Database, run: RunRow, chunk: ChunkRow, now: Date, r
       .prepare("UPDATE archive_runs SET cleanup_error = ?1 WHERE run_id = ?2")
       .bind(`chunk ${chunk.chunk_index}: ${reason}`, run.run_id),
   ]);
+  recordPoint(env, {
+    kind: "range",
+    outcome: "refused",
+    date: run.date,
+    runId: run.run_id,
+    rowsDeleted: chunk.rows_deleted,
+    rowsLeft: 0,
+    ms: chunk.cleanup_ms,
+  });
   logEvent("cleanup.range_refused", {
     runId: run.run_id,
     date: run.date,

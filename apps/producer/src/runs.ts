@@ -26,7 +26,7 @@ export class RunNotFailableError extends Error {
  * one may be writing its manifest, and an archived or failed one is over.
  */
 export async function failRunByOperator(env: Env, runId: string, reason: string, now: Date): Promise<RunRow> {
-  const failed = await failRun(env.D1, env.R2_ARCHIVE, runId, `failed by an operator: ${reason}`, now);
+  const failed = await failRun(env, runId, `failed by an operator: ${reason}`, now);
   if (failed) return failed;
   const run = await env.D1.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>();
   if (!run) throw new RunNotFailableError(404, "run_not_found", `no run ${runId}`);

@@ -257,3 +257,29 @@ describe("the alert webhook", () => {
     expect(posts[0]?.text).toMatch(/^\[path-stats archiver\] PROBLEM dead_letters_pending: 1 dead letter/);
   });
 });
+
+describe("Analytics Engine data points", () => {
+  it("are written per chunk, range and run when ANALYTICS is bound, and nothing breaks without it", async () => {
+    const points: { blobs?: string[]; doubles?: number[] }[] = [];
+    const analyticsEnv = { ...env, ANALYTICS: { writeDataPoint: (p: (typeof points)[number]) => points.push(p) } };
+    const date = addDays(YESTERDAY, -4);
+    await insertEvents(Array.from({ length: 50 }, (_, i) => event(date, i)));
+    const queue = capturingQueue();
+    const planned = await planArchive({ ...analyticsEnv, ARCHIVE_QUEUE: queue }, date, NOW);
+    for (const m of queue.sent) expect(await deliver(m, analyticsEnv as Env)).toBe("ack");
+    const run = await waitForRun(planned.run?.run_id ?? "");
+    const cleanup = capturingQueue();
+    await planCleanup({ ...env, CLEANUP_QUEUE: cleanup }, date, NOW);
+    for (const m of cleanup.sent) expect(await deliverCleanup(m, analyticsEnv as Env)).toBe("ack");
+
+    expect(points.map((p) => p.blobs?.slice(0, 3))).toEqual([
+      ...queue.sent.map(() => ["chunk", "archived", date]),
+      ["run", "archived", date],
+      ...cleanup.sent.map(() => ["range", "cleaned", date]),
+    ]);
+    const runPoint = points.find((p) => p.blobs?.[0] === "run");
+    expect(runPoint?.blobs?.[3]).toBe(run.run_id);
+    expect(runPoint?.doubles?.slice(0, 3)).toEqual([50, run.object_bytes, run.part_count]);
+    expect(points.filter((p) => p.blobs?.[0] === "range").reduce((n, p) => n + (p.doubles?.[0] ?? 0), 0)).toBe(50);
+  });
+});

@@ -1,3 +1,4 @@
+export * from "./analytics.ts";
 export * from "./archive-reader.ts";
 export * from "./chunk-plan.ts";
 export * from "./config.ts";

@@ -1,3 +1,4 @@
+import { recordPoint } from "./analytics.ts";
 import type { SqlDatabase } from "./d1.ts";
 import { errorMessage, logEvent } from "./log.ts";
 import type { RunRow } from "./rows.ts";
@@ -18,25 +19,33 @@ export interface UploadAborter {
  * failed run, or null when the run was not in a state to fail.
  */
 export async function failRun(
-  db: SqlDatabase,
-  bucket: UploadAborter,
+  env: { D1: SqlDatabase; R2_ARCHIVE: UploadAborter },
   runId: string,
   reason: string,
   now: Date,
   finalizeToken: string | null = null,
 ): Promise<RunRow | null> {
-  const run = await db
-    .prepare(
-      `UPDATE archive_runs SET status = 'failed', error = ?1, failed_at = ?2, finalize_token = NULL
+  const run = await env.D1.prepare(
+    `UPDATE archive_runs SET status = 'failed', error = ?1, failed_at = ?2, finalize_token = NULL
        WHERE run_id = ?3 AND (status = 'archiving' OR (status = 'finalizing' AND finalize_token = ?4))
        RETURNING *`,
-    )
+  )
     .bind(reason, now.toISOString(), runId, finalizeToken)
     .first<RunRow>();
   if (!run) return null;
   logEvent("archive.run_failed", { runId, date: run.date, error: reason });
+  recordPoint(env, {
+    kind: "run",
+    outcome: "failed",
+    date: run.date,
+    runId,
+    rows: 0,
+    objectBytes: 0,
+    parts: 0,
+    at: now,
+  });
   try {
-    await bucket.resumeMultipartUpload(run.object_key, run.upload_id).abort();
+    await env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id).abort();
   } catch (error) {
     // Already gone (aborted before, or by R2 after its lifetime): nothing is left to remove.
     logEvent("archive.abort_failed", { runId, date: run.date, error: errorMessage(error) });

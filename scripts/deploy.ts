@@ -1,0 +1,130 @@
+/**
+ * `pnpm run deploy -- --env production [--dry-run]`: applies the D1
+ * migrations to the environment's remote database, then deploys the two
+ * consumers, then the producer, stopping at the first failure and saying
+ * what already took effect. (`pnpm deploy` without `run` is pnpm's own
+ * command, not this script.)
+ *
+ * Resource ids are never committed: the committed configs carry a
+ * placeholder D1 id, and this script writes a copy of each app's config with
+ * the environment's id (`apps/<app>/.wrangler.deploy.jsonc`, ignored by git)
+ * from PATH_STATS_D1_ID_<ENV> (for example PATH_STATS_D1_ID_PRODUCTION) or
+ * from `deploy/<env>.json` (`{ "d1DatabaseId": "…" }`, ignored by git).
+ *
+ * --dry-run prints every command it would run and checks each Worker's
+ * bundle and config with `wrangler deploy --dry-run`; it needs no account.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ROOT } from "./lib.ts";
+
+const ENVIRONMENTS = ["staging", "production"] as const;
+type Environment = (typeof ENVIRONMENTS)[number];
+/** Deploy order: consumers first, so the producer never sends to a queue without its new consumer. */
+const APPS = ["archive-consumer", "cleanup-consumer", "producer"] as const;
+type App = (typeof APPS)[number];
+const PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000";
+const DATABASE_NAME: Record<Environment, string> = {
+  staging: "path-stats-db-staging",
+  production: "path-stats-db",
+};
+
+/** A refusal or a failed step: printed as one message, exit code 1. */
+class DeployError extends Error {}
+
+function fail(message: string): never {
+  throw new DeployError(message);
+}
+
+function databaseId(env: Environment, dryRun: boolean): string {
+  const variable = `PATH_STATS_D1_ID_${env.toUpperCase()}`;
+  const fromEnv = process.env[variable]?.trim();
+  if (fromEnv) return fromEnv;
+  const file = join(ROOT, "deploy", `${env}.json`);
+  if (existsSync(file)) {
+    const id = (JSON.parse(readFileSync(file, "utf8")) as { d1DatabaseId?: string }).d1DatabaseId?.trim();
+    if (id) return id;
+    fail(`${file} has no "d1DatabaseId"`);
+  }
+  if (dryRun) return PLACEHOLDER_ID;
+  fail(
+    `no D1 database id for ${env}: set ${variable}, or write deploy/${env}.json with {"d1DatabaseId": "…"} ` +
+      `(the id \`wrangler d1 create ${DATABASE_NAME[env]}\` printed)`,
+  );
+}
+
+/** A copy of the app's config with the environment's D1 id, beside the original so relative paths still hold. */
+function deployConfig(app: string, id: string): string {
+  const source = join(ROOT, "apps", app, "wrangler.jsonc");
+  const text = readFileSync(source, "utf8");
+  if (!text.includes(PLACEHOLDER_ID)) fail(`${source} no longer carries the placeholder D1 id ${PLACEHOLDER_ID}`);
+  const target = join(ROOT, "apps", app, ".wrangler.deploy.jsonc");
+  writeFileSync(target, text.replaceAll(PLACEHOLDER_ID, id));
+  return target;
+}
+
+function wrangler(args: string[]): boolean {
+  const result = spawnSync(join(ROOT, "node_modules", ".bin", "wrangler"), args, { cwd: ROOT, stdio: "inherit" });
+  return result.status === 0;
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    // `pnpm run deploy -- --env x` passes the "--" on.
+    args: process.argv.slice(2).filter((arg, i) => !(i === 0 && arg === "--")),
+    options: { env: { type: "string" }, "dry-run": { type: "boolean", default: false } },
+    strict: true,
+  });
+  const env = values.env as Environment | undefined;
+  if (!env || !ENVIRONMENTS.includes(env)) fail(`--env must be one of ${ENVIRONMENTS.join(", ")}`);
+  const dryRun = values["dry-run"] ?? false;
+  const id = databaseId(env, dryRun);
+  if (dryRun && id === PLACEHOLDER_ID) console.log(`(dry run: no D1 id for ${env} given; using the placeholder)`);
+
+  const configs = Object.fromEntries(APPS.map((app) => [app, deployConfig(app, id)])) as Record<App, string>;
+  const deployArgs = (app: App) => ["deploy", "--env", env, "-c", configs[app]];
+  const migrate = ["d1", "migrations", "apply", DATABASE_NAME[env], "--remote", "--env", env, "-c", configs.producer];
+  const steps: { what: string; args: string[]; dryRunArgs?: string[] }[] = [
+    { what: `apply D1 migrations to ${DATABASE_NAME[env]} (remote)`, args: migrate },
+    ...APPS.map((app) => ({
+      what: `deploy ${app} (${env})`,
+      args: deployArgs(app),
+      dryRunArgs: [...deployArgs(app), "--dry-run", "--outdir", `.wrangler/deploy-dry-run/${app}`],
+    })),
+  ];
+
+  const done: string[] = [];
+  try {
+    for (const [i, step] of steps.entries()) {
+      console.log(`\n[${i + 1}/${steps.length}] ${step.what}\n  wrangler ${step.args.join(" ")}`);
+      if (dryRun) {
+        if (!step.dryRunArgs) {
+          console.log("  (dry run: not run; it needs the account)");
+          continue;
+        }
+        console.log("  (dry run: checking the bundle and config only)");
+      }
+      if (!wrangler(dryRun && step.dryRunArgs ? step.dryRunArgs : step.args)) {
+        fail(
+          `step ${i + 1} failed: ${step.what}. ` +
+            (done.length ? `Already done: ${done.join("; ")}. ` : "Nothing was changed. ") +
+            "Nothing after it ran; fix the cause and run the same command again (every step can be repeated).",
+        );
+      }
+      done.push(step.what);
+    }
+  } finally {
+    for (const config of Object.values(configs)) rmSync(config, { force: true });
+  }
+  console.log(dryRun ? `\ndry run of ${env} passed: nothing was deployed` : `\n${env} deployed: ${done.join("; ")}`);
+}
+
+try {
+  main();
+} catch (error) {
+  if (!(error instanceof DeployError)) throw error;
+  console.error(`deploy: ${error.message}`);
+  process.exitCode = 1;
+}
