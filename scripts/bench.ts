@@ -8,7 +8,9 @@
  * - peak anonymous memory (RssAnon) of the local runtime (workerd) while
  *   archiving, and the archive consumer's own peak buffered bytes;
  * - D1 rows read per archived row; object size against gzip -6;
- * - cleanup time and D1 rows written per row deleted.
+ * - cleanup time and D1 rows written per row deleted;
+ * - for the smallest size, the archive with the status polled at 1 Hz (as the
+ *   demo does) against the same archive not polled.
  * Prints a table and writes bench/RESULTS.md.
  */
 import { execSync } from "node:child_process";
@@ -229,6 +231,51 @@ async function benchOne(rows: number): Promise<Result> {
   }
 }
 
+/**
+ * What an operator polling the status costs the archive: three days of the
+ * same size on one stack, archived one after another — the first and third
+ * not polled (the end is read from the stack's own log, which costs the
+ * runtime nothing), the second polled at 1 Hz as the demo does. The ratio is
+ * the polled time over the mean of the two others, so a drift in the
+ * machine's speed through the run shows as a difference between those two.
+ */
+async function benchPolling(rows: number): Promise<{ unpolledMs: [number, number]; polledMs: number }> {
+  const stateDir = join(ROOT, ".wrangler", "bench-state-polling");
+  rmSync(stateDir, { recursive: true, force: true });
+  const stack = await startBackgroundStack(stateDir);
+  const dates = ["2026-01-16", "2026-01-17", "2026-01-18"] as const;
+  try {
+    const file = localD1File(stateDir);
+    for (const date of dates) {
+      console.log(`[polling] seeding ${rows} rows for ${date} ...`);
+      await seedInWorker(date, rows, file);
+    }
+    const archiveMs: number[] = [];
+    for (const [i, date] of dates.entries()) {
+      const polled = i === 1;
+      console.log(`[polling] archiving ${date}, ${polled ? "status polled at 1 Hz" : "not polled"} ...`);
+      const triggered = await admin("POST", `/admin/trigger-archive?date=${date}`, undefined, { idempotent: true });
+      const runId = (triggered.json as { runId?: string }).runId;
+      if (triggered.status !== 202 || !runId) throw new Error(`trigger-archive answered ${triggered.status}`);
+      for (;;) {
+        if (polled) await archiveStatus<Status>(date);
+        if (stack.log().includes(`"event":"archive.finalized","runId":"${runId}"`)) break;
+        if (stack.log().includes(`"event":"archive.run_failed","runId":"${runId}"`)) throw new Error(`${date} failed`);
+        await sleep(polled ? 1000 : 200);
+      }
+      const run = (await archiveStatus<Status>(date)).runs.at(-1) as RunView;
+      archiveMs.push(Date.parse(run.timings.archivedAt ?? "") - Date.parse(run.timings.createdAt));
+    }
+    return { unpolledMs: [archiveMs[0] as number, archiveMs[2] as number], polledMs: archiveMs[1] as number };
+  } catch (error) {
+    console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
+    throw error;
+  } finally {
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 function version(command: string): string {
   try {
     return execSync(command, { cwd: ROOT, encoding: "utf8" }).trim().split("\n").at(-1) ?? "?";
@@ -247,6 +294,8 @@ async function main(): Promise<void> {
 
   const results: Result[] = [];
   for (const size of sizes) results.push(await benchOne(size));
+  const pollingRows = Math.min(...sizes);
+  const polling = await benchPolling(pollingRows);
 
   const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
   const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
@@ -291,7 +340,12 @@ async function main(): Promise<void> {
     ].join(" | "),
   );
   const table = [header, rule, ...lines.map((l) => `| ${l} |`)].join("\n");
-  console.log(`\n${table}\n`);
+  const unpolledMean = (polling.unpolledMs[0] + polling.unpolledMs[1]) / 2;
+  const pollingLine =
+    `Status polled at 1 Hz during a ${pollingRows.toLocaleString("en-US")}-row archive: ${sec(polling.polledMs)} s, ` +
+    `against ${sec(polling.unpolledMs[0])} s and ${sec(polling.unpolledMs[1])} s not polled (before and after it): ` +
+    `${(polling.polledMs / unpolledMean).toFixed(3)}x their mean.`;
+  console.log(`\n${table}\n\n${pollingLine}\n`);
   for (const r of results) {
     if (r.rawBytes !== r.baselineRawBytes)
       console.log(`note: archive JSON Lines ${r.rawBytes} bytes, baseline ${r.baselineRawBytes} bytes`);
@@ -309,6 +363,8 @@ PARTS_PER_CHUNK 4, PAGE_ROWS 5000, DELETE_BATCH_ROWS 5000) and fresh state, seed
 realistic rows for one date.
 
 ${table}
+
+${pollingLine}
 
 - **archive s**: from the run's planning (\`created_at\`, at \`POST /admin/trigger-archive\`) to its \`archived_at\`:
   planning, every chunk, finalization. Cleanup likewise, from the trigger to the run's \`cleaned_at\`.

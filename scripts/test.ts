@@ -1,7 +1,7 @@
 /**
  * `pnpm test`: the shared package's unit tests, the Workers tests one file
- * per vitest process, the scripts' own tests, then the restart check,
- * stopping at the first failure.
+ * per vitest process, the scripts' own tests, the operator page in a real
+ * browser, then the restart check, stopping at the first failure.
  *
  * Why one file per process, under a watchdog: in about one run in four here
  * (fresh clones and warm trees, loaded machine or not), a vitest process
@@ -101,6 +101,11 @@ async function main(): Promise<number> {
   }
   const scripts = await run("vitest", ["run", "--config", "scripts/vitest.config.ts"]);
   if (scripts !== 0) return 1;
+  // The operator page in Chromium, against a stack on its own port.
+  const browser = await run("vitest", ["run", "--config", "scripts/browser/vitest.config.ts"], {
+    env: { ...process.env, ARCHIVER_PORT: "8798" },
+  });
+  if (browser !== 0) return 1;
   // On its own port, so a `pnpm dev` on 8787 is left alone.
   const restart = await run("node", ["--no-warnings=ExperimentalWarning", "scripts/restart-check.ts"], {
     env: { ...process.env, ARCHIVER_PORT: "8797" },

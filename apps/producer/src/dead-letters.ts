@@ -51,7 +51,12 @@ async function recordDeadLetter(
           .bind(runId, chunkIndex)
           .first<{ attempts: number; last_error: string | null; cleanup_error: string | null }>()
       : null;
-  const lastError = queue === "archive-chunks" ? chunk?.last_error : chunk?.cleanup_error;
+  const lastError =
+    runId !== null && chunkIndex !== null && !chunk
+      ? `run ${runId} has no chunk ${chunkIndex} in D1`
+      : queue === "archive-chunks"
+        ? chunk?.last_error
+        : chunk?.cleanup_error;
   await db
     .prepare(
       `INSERT INTO dead_letters (queue, message_id, body, attempts, date, run_id, last_error, received_at)

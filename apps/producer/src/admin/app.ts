@@ -14,6 +14,7 @@ import { listDeadLetters, replayDeadLetters } from "../dead-letters.ts";
 import { evaluateHealth } from "../monitoring/health.ts";
 import { metricsText } from "../monitoring/metrics.ts";
 import { overview } from "../monitoring/overview.ts";
+import { operatorPage, PUBLIC_PAGE_PATH } from "../operator-page/routes.tsx";
 import { planArchive, UnarchivableDayError } from "../plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
 import { failRunByOperator, RunNotFailableError } from "../runs.ts";
@@ -85,7 +86,8 @@ app
     });
   })
   // Authentication comes before routing: an unauthenticated caller learns nothing of the routes.
-  .use("/admin/*", requireAdminToken)
+  // The operator page's shell is the one exception: it holds no data, and asks for the token.
+  .use("/admin/*", (c, next) => (c.req.path === PUBLIC_PAGE_PATH ? next() : requireAdminToken(c, next)))
   .use(
     methodNotAllowed({
       app,
@@ -159,6 +161,7 @@ app
     const result = await replayDeadLetters(c.env, "ids" in body ? body.ids : "pending", new Date());
     return c.json(result, result.replayed.length > 0 ? 202 : 200);
   })
+  .route("/admin/ui", operatorPage)
   .notFound((c) => errorResponse(c, new ApiError(404, "not_found", `no route ${c.req.method} ${c.req.path}`)))
   .onError((error, c) => {
     if (error instanceof ApiError) return errorResponse(c, error);
