@@ -65,6 +65,34 @@ function deployConfig(app: string, id: string): string {
   return target;
 }
 
+/**
+ * A consumer renews its claim at most every quarter lease, between steps that
+ * may each take up to D1's 30 s statement limit (or a part upload), so a
+ * lease under 4/3 × 30 s could lapse under a live consumer and let a second
+ * one upload the same parts. Tests run with 1 s; a deployed environment may not.
+ */
+const MIN_DEPLOYED_LEASE_SECONDS = 40;
+
+function checkLease(app: App, env: Environment): void {
+  const source = join(ROOT, "apps", app, "wrangler.jsonc");
+  // The configs carry only whole-line comments.
+  const json = readFileSync(source, "utf8")
+    .split("\n")
+    .filter((line) => !line.trim().startsWith("//"))
+    .join("\n");
+  const config = JSON.parse(json) as {
+    vars?: Record<string, string>;
+    env?: Record<string, { vars?: Record<string, string> }>;
+  };
+  const lease = config.env?.[env]?.vars?.LEASE_SECONDS;
+  if (lease !== undefined && Number(lease) < MIN_DEPLOYED_LEASE_SECONDS) {
+    fail(
+      `${source}: env.${env}.vars.LEASE_SECONDS is ${lease}; a deployed environment needs at least ` +
+        `${MIN_DEPLOYED_LEASE_SECONDS} (a claim is renewed every quarter lease, between steps of up to 30 s)`,
+    );
+  }
+}
+
 function wrangler(args: string[]): boolean {
   const result = spawnSync(join(ROOT, "node_modules", ".bin", "wrangler"), args, { cwd: ROOT, stdio: "inherit" });
   return result.status === 0;
@@ -83,6 +111,7 @@ function main(): void {
   const id = databaseId(env, dryRun);
   if (dryRun && id === PLACEHOLDER_ID) console.log(`(dry run: no D1 id for ${env} given; using the placeholder)`);
 
+  for (const app of APPS) checkLease(app, env);
   const configs = Object.fromEntries(APPS.map((app) => [app, deployConfig(app, id)])) as Record<App, string>;
   const deployArgs = (app: App) => ["deploy", "--env", env, "-c", configs[app]];
   const migrate = ["d1", "migrations", "apply", DATABASE_NAME[env], "--remote", "--env", env, "-c", configs.producer];

@@ -200,3 +200,25 @@ export function watchEventLoop(): { longestMs(): number } {
   histogram.enable();
   return { longestMs: () => Math.round(histogram.max / 1e6) };
 }
+
+/** Writes an object of the local R2 (as `pnpm dev` keeps it) to `file`. */
+export async function fetchLocalObject(key: string, file: string, stateDir = STATE_DIR): Promise<void> {
+  const args = ["r2", "object", "get", `path-stats-archive/${key}`, "--local", "--persist-to", stateDir];
+  const child = spawn("wrangler", [...args, "-c", PRODUCER_CONFIG, "--file", file], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => {
+    output += d;
+  });
+  child.stderr.on("data", (d) => {
+    output += d;
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  if (code !== 0 || !existsSync(file))
+    throw new Error(`wrangler r2 object get ${key} failed (${code}): ${output.slice(-1000)}`);
+}

@@ -106,6 +106,11 @@ async function main(): Promise<number> {
     env: { ...process.env, ARCHIVER_PORT: "8798" },
   });
   if (browser !== 0) return 1;
+  // The cold-data recipe: archives downloaded and queried with DuckDB, against a stack on its own port.
+  const coldData = await run("vitest", ["run", "--config", "scripts/cold-data/vitest.config.ts"], {
+    env: { ...process.env, ARCHIVER_PORT: "8799" },
+  });
+  if (coldData !== 0) return 1;
   // On its own port, so a `pnpm dev` on 8787 is left alone.
   const restart = await run("node", ["--no-warnings=ExperimentalWarning", "scripts/restart-check.ts"], {
     env: { ...process.env, ARCHIVER_PORT: "8797" },

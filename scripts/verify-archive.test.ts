@@ -1,0 +1,114 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { afterAll, describe, expect, it } from "vitest";
+import { emptyMember, paddingMemberSizes } from "../packages/shared/src/gzip-padding.ts";
+import { type ArchiveManifest, verifyArchive } from "./verify-archive.ts";
+
+/**
+ * An archive laid out as the archiver writes one: chunk 0's gzip member
+ * padded with empty members to a whole part, then chunk 1's member as the
+ * last part; and its manifest.
+ */
+const PART_SIZE = 64 * 1024;
+const dir = mkdtempSync(join(tmpdir(), "verify-archive-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function lines(from: number, to: number): Buffer {
+  let text = "";
+  for (let id = from; id <= to; id++)
+    text += `${JSON.stringify({ id, event_date: "2026-05-01", path: `/p/${id % 7}` })}\n`;
+  return Buffer.from(text);
+}
+
+function build(): { object: Buffer; manifest: ArchiveManifest } {
+  const raw = [lines(1, 1000), lines(1001, 1500)];
+  const members = raw.map((r) => gzipSync(r));
+  const padding = paddingMemberSizes(PART_SIZE - (members[0] as Buffer).byteLength).map((size) => emptyMember(size));
+  const object = Buffer.concat([members[0] as Buffer, ...padding, members[1] as Buffer]);
+  const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+  return {
+    object,
+    manifest: {
+      version: 1,
+      date: "2026-05-01",
+      runId: "test-run",
+      partSize: PART_SIZE,
+      rows: 1500,
+      rawBytes: (raw[0] as Buffer).byteLength + (raw[1] as Buffer).byteLength,
+      objectBytes: object.byteLength,
+      columns: ["id", "event_date", "path"],
+      chunks: [
+        {
+          index: 0,
+          rowidLo: 1,
+          rowidHi: 1000,
+          rows: 1000,
+          gzBytes: (members[0] as Buffer).byteLength,
+          parts: [{ partNumber: 1, size: PART_SIZE }],
+          sha256: sha(raw[0] as Buffer),
+        },
+        {
+          index: 1,
+          rowidLo: 1001,
+          rowidHi: 2000,
+          rows: 500,
+          gzBytes: (members[1] as Buffer).byteLength,
+          parts: [{ partNumber: 5001, size: (members[1] as Buffer).byteLength }],
+          sha256: sha(raw[1] as Buffer),
+        },
+      ],
+    },
+  };
+}
+
+async function check(object: Buffer, manifest: ArchiveManifest) {
+  const file = join(dir, `${Math.random()}.jsonl.gz`);
+  writeFileSync(file, object);
+  const findings = await verifyArchive(file, manifest);
+  return Object.fromEntries(findings.map((f) => [f.what.split(" (")[0], f.ok]));
+}
+
+describe("verify-archive", () => {
+  it("passes an archive that matches its manifest", async () => {
+    const { object, manifest } = build();
+    expect(await check(object, manifest)).toEqual({
+      "object size": true,
+      "part sizes": true,
+      "chunk 0": true,
+      "chunk 1": true,
+      "whole object": true,
+    });
+  });
+
+  it("finds a byte flipped inside a chunk's member", async () => {
+    const { object, manifest } = build();
+    object[200] = (object[200] as number) ^ 0xff;
+    expect(await check(object, manifest)).toMatchObject({ "chunk 0": false, "chunk 1": true, "whole object": false });
+  });
+
+  it("finds rows, checksums and ids that differ from the manifest", async () => {
+    const { object, manifest } = build();
+    const chunk1 = manifest.chunks[1] as ArchiveManifest["chunks"][number];
+    expect(
+      await check(object, { ...manifest, chunks: [manifest.chunks[0], { ...chunk1, rows: 499 }] as never }),
+    ).toMatchObject({
+      "chunk 1": false,
+    });
+    expect(
+      await check(object, { ...manifest, chunks: [manifest.chunks[0], { ...chunk1, rowidHi: 1400 }] as never }),
+    ).toMatchObject({ "chunk 1": false });
+    expect(await check(object, { ...manifest, rows: 1501 })).toMatchObject({ "whole object": false });
+  });
+
+  it("finds parts that break R2's equal-size rule and an object of the wrong size", async () => {
+    const { object, manifest } = build();
+    expect(await check(object, { ...manifest, partSize: PART_SIZE + 1024 })).toMatchObject({ "part sizes": false });
+    expect(await check(object.subarray(0, object.byteLength - 10), manifest)).toMatchObject({
+      "object size": false,
+      "chunk 1": false,
+    });
+  });
+});

@@ -1,0 +1,205 @@
+/**
+ * `pnpm verify-archive -- <objectKey>` (the local R2 of `pnpm dev`) or
+ * `pnpm verify-archive -- --file x.jsonl.gz --manifest x.manifest.json` (any
+ * downloaded pair): checks an archive against its manifest from its own
+ * bytes, without the Workers, and prints what it found. Exit code 0 when
+ * everything matches, 1 otherwise.
+ *
+ * What is checked (the README's "Archive format" says why each holds):
+ * - the object's size is the sum of its parts', and every part but the last
+ *   has the manifest's `partSize` bytes (R2's rule for multipart objects);
+ * - each chunk's gzip member, at the offset its parts give, decompresses to
+ *   exactly its `rows` lines, whose bytes hash to its `sha256`, with ids
+ *   ascending inside [rowidLo, rowidHi];
+ * - the whole object, read as concatenated gzip members (padding included),
+ *   decompresses to exactly the manifest's `rows` lines and `rawBytes` bytes.
+ * Memory stays bounded: everything is streamed.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createGunzip } from "node:zlib";
+import { cliArgs, fetchLocalObject } from "./lib.ts";
+
+interface ManifestPart {
+  partNumber: number;
+  size: number;
+}
+interface ManifestChunk {
+  index: number;
+  rowidLo: number;
+  rowidHi: number;
+  rows: number;
+  gzBytes: number;
+  parts: ManifestPart[];
+  sha256: string;
+}
+export interface ArchiveManifest {
+  version: number;
+  date: string;
+  runId: string;
+  partSize: number;
+  rows: number;
+  rawBytes: number;
+  objectBytes: number;
+  columns: string[];
+  chunks: ManifestChunk[];
+}
+
+export interface Finding {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** Lines, bytes and SHA-256 of a decompressed stream, checking ids as it goes. */
+async function readLines(
+  stream: NodeJS.ReadableStream,
+  check?: { lo: number; hi: number },
+): Promise<{ lines: number; bytes: number; sha256: string; idProblem: string | null }> {
+  const hash = createHash("sha256");
+  let lines = 0;
+  let bytes = 0;
+  let rest = "";
+  let lastId = Number.NEGATIVE_INFINITY;
+  let idProblem: string | null = null;
+  for await (const piece of stream.pipe(createGunzip())) {
+    const buffer = piece as Buffer;
+    hash.update(buffer);
+    bytes += buffer.byteLength;
+    const text = rest + buffer.toString("utf8");
+    const parts = text.split("\n");
+    rest = parts.pop() ?? "";
+    lines += parts.length;
+    if (check && !idProblem) {
+      for (const line of parts) {
+        const id = (JSON.parse(line) as { id?: unknown }).id;
+        if (typeof id !== "number" || id <= lastId || id < check.lo || id > check.hi) {
+          idProblem = `line ${lines - parts.length + parts.indexOf(line) + 1} has id ${String(id)}`;
+          break;
+        }
+        lastId = id;
+      }
+    }
+  }
+  if (rest !== "") idProblem ??= "the last line has no trailing newline";
+  return { lines, bytes, sha256: hash.digest("hex"), idProblem };
+}
+
+/** Checks `file` (the object's bytes) against `manifest`. */
+export async function verifyArchive(file: string, manifest: ArchiveManifest): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const add = (what: string, ok: boolean, detail: string) => findings.push({ what, ok, detail });
+
+  const parts = manifest.chunks.flatMap((c) => c.parts).sort((a, b) => a.partNumber - b.partNumber);
+  const size = statSync(file).size;
+  const partBytes = parts.reduce((sum, p) => sum + p.size, 0);
+  add(
+    "object size",
+    size === partBytes && size === manifest.objectBytes,
+    `${size} bytes; parts ${partBytes}; manifest ${manifest.objectBytes}`,
+  );
+  const unequal = parts.slice(0, -1).filter((p) => p.size !== manifest.partSize);
+  add(
+    "part sizes",
+    unequal.length === 0 && (parts.at(-1)?.size ?? 0) <= manifest.partSize,
+    unequal.length === 0
+      ? `${parts.length} parts of ${manifest.partSize} bytes, the last ${parts.at(-1)?.size ?? 0}`
+      : `parts ${unequal.map((p) => `${p.partNumber} (${p.size} bytes)`).join(", ")} are not ${manifest.partSize} bytes`,
+  );
+
+  const offsets = new Map<number, number>();
+  let offset = 0;
+  for (const part of parts) {
+    offsets.set(part.partNumber, offset);
+    offset += part.size;
+  }
+  for (const chunk of manifest.chunks) {
+    const what = `chunk ${chunk.index} (ids ${chunk.rowidLo}..${chunk.rowidHi})`;
+    if (chunk.rows === 0) {
+      add(what, chunk.gzBytes === 0, "archived no rows");
+      continue;
+    }
+    const first = Math.min(...chunk.parts.map((p) => p.partNumber));
+    const start = offsets.get(first) ?? 0;
+    try {
+      const read = await readLines(createReadStream(file, { start, end: start + chunk.gzBytes - 1 }), {
+        lo: chunk.rowidLo,
+        hi: chunk.rowidHi,
+      });
+      const problems = [
+        read.lines === chunk.rows ? null : `${read.lines} lines, manifest ${chunk.rows}`,
+        read.sha256 === chunk.sha256 ? null : "SHA-256 differs",
+        read.idProblem,
+      ].filter(Boolean);
+      add(
+        what,
+        problems.length === 0,
+        problems.length === 0 ? `${read.lines} rows, SHA-256 equal` : problems.join("; "),
+      );
+    } catch (error) {
+      add(what, false, `its gzip member does not decompress: ${error instanceof Error ? error.message : error}`);
+    }
+  }
+
+  try {
+    const whole = await readLines(createReadStream(file));
+    add(
+      "whole object",
+      whole.lines === manifest.rows && whole.bytes === manifest.rawBytes,
+      `${whole.lines} lines and ${whole.bytes} bytes of JSON Lines; manifest ${manifest.rows} rows, ${manifest.rawBytes} bytes`,
+    );
+  } catch (error) {
+    add("whole object", false, `does not decompress: ${error instanceof Error ? error.message : error}`);
+  }
+  return findings;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: cliArgs(),
+    options: { file: { type: "string" }, manifest: { type: "string" } },
+    allowPositionals: true,
+  });
+  let file = values.file;
+  let manifestFile = values.manifest;
+  let temp: string | null = null;
+  if (positionals.length === 1 && !file && !manifestFile) {
+    const key = positionals[0] as string;
+    if (!key.endsWith(".jsonl.gz")) throw new Error(`not an archive object key (…/<runId>.jsonl.gz): ${key}`);
+    temp = mkdtempSync(join(tmpdir(), "verify-archive-"));
+    file = join(temp, "object.jsonl.gz");
+    manifestFile = join(temp, "manifest.json");
+    await fetchLocalObject(key, file);
+    await fetchLocalObject(key.replace(/\.jsonl\.gz$/, ".manifest.json"), manifestFile);
+  } else if (!file || !manifestFile || positionals.length > 0) {
+    throw new Error("usage: pnpm verify-archive -- <objectKey> | --file x.jsonl.gz --manifest x.manifest.json");
+  }
+  try {
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as ArchiveManifest;
+    console.log(
+      `archive of ${manifest.date}, run ${manifest.runId}: ${manifest.rows} rows in ${manifest.chunks.length} chunk(s)`,
+    );
+    const findings = await verifyArchive(file, manifest);
+    for (const f of findings) console.log(`  ${f.ok ? "ok  " : "DIFF"} ${f.what}: ${f.detail}`);
+    const bad = findings.filter((f) => !f.ok).length;
+    console.log(bad === 0 ? "the archive matches its manifest" : `${bad} check(s) differ`);
+    return bad === 0 ? 0 : 1;
+  } finally {
+    if (temp) rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error) => {
+      console.error(`verify-archive: ${error instanceof Error ? error.message : error}`);
+      process.exitCode = 1;
+    },
+  );
+}
