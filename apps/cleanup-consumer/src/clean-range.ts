@@ -5,25 +5,13 @@ import {
   type Config,
   chunkLines,
   logEvent,
-  Manifest,
   markDayCleanedIfDone,
   type RunRow,
   recordPoint,
-  toHex,
 } from "@path-stats/shared";
-
-/** A message that names no range of a committed run: it goes to the dead letters. */
-export class UndeliverableMessageError extends Error {
-  override name = "UndeliverableMessageError";
-}
+import { MAX_BATCH_CHARS, matchArchivedRow, UndeliverableMessageError, verifyRange } from "./verify-range.ts";
 
 export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
-
-/**
- * Most characters of archived JSON passed to one DELETE: D1 takes a string
- * parameter of up to 2 MB, and the statement's work grows with it.
- */
-const MAX_DELETE_CHARS = 1024 * 1024;
 
 /**
  * Deletes from D1 the rows of one range that its committed archive holds.
@@ -87,7 +75,7 @@ export async function cleanRange(
   // A row goes only if every column equals the archived value: `IS` matches NULLs too. CROSS JOIN
   // keeps the archived rows as the outer loop, one primary-key lookup each: left to itself, SQLite
   // walks the whole range by the date index and scans the JSON for every row (quadratic).
-  const matches = columns.map((c) => `t."${c}" IS j.value ->> '$.${c}'`).join(" AND ");
+  const matches = matchArchivedRow(columns);
   const deleteArchived = db.prepare(
     `DELETE FROM traffic_events WHERE id IN (
        SELECT t.id FROM json_each(?1) j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
@@ -102,7 +90,7 @@ export async function cleanRange(
   try {
     for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
       maxLines: config.DELETE_BATCH_ROWS,
-      maxChars: MAX_DELETE_CHARS,
+      maxChars: MAX_BATCH_CHARS,
       etag,
     })) {
       const [deleted, counted] = await db.batch([
@@ -159,70 +147,6 @@ export async function cleanRange(
   if (rowsLeft > 0) logEvent("cleanup.rows_not_archived", { ...where, rowsLeft });
   await markCleanedIfDone(db, run, now);
   return "cleaned";
-}
-
-/** Column names are put into the DELETE's SQL: only plain identifiers are accepted. */
-const PLAIN_COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/**
- * Why the range must not be deleted, or what the deletes need: the manifest
- * in R2 must list this exact range with the checksum D1 recorded, and the
- * chunk's member, read from the object, must decompress to exactly its rows
- * and checksum.
- */
-async function verifyRange(
-  env: Env,
-  run: RunRow,
-  chunk: ChunkRow,
-): Promise<string | { manifest: Manifest; etag: string; columns: string[] }> {
-  const object = await env.R2_ARCHIVE.get(run.manifest_key);
-  if (!object) return `manifest ${run.manifest_key} is missing`;
-  const parsed = Manifest.safeParse(await object.json().catch(() => null));
-  if (!parsed.success) return `manifest ${run.manifest_key} is not a valid manifest`;
-  const manifest = parsed.data;
-  if (manifest.runId !== run.run_id || manifest.date !== run.date || manifest.objectKey !== run.object_key) {
-    return `manifest ${run.manifest_key} describes another run`;
-  }
-  const listed = manifest.chunks.find((c) => c.index === chunk.chunk_index);
-  if (!listed || listed.rowidLo !== chunk.rowid_lo || listed.rowidHi !== chunk.rowid_hi) {
-    return `manifest does not list range ${chunk.rowid_lo}..${chunk.rowid_hi} as chunk ${chunk.chunk_index}`;
-  }
-  if (listed.rows !== chunk.rows || listed.sha256 !== chunk.sha256) {
-    return `manifest and D1 disagree on chunk ${chunk.chunk_index} (rows or checksum)`;
-  }
-  const odd = manifest.columns.find((c) => !PLAIN_COLUMN.test(c));
-  if (odd !== undefined || (listed.rows > 0 && !manifest.columns.includes("id"))) {
-    return `manifest columns ${JSON.stringify(manifest.columns)} cannot be matched (need "id" and plain names)`;
-  }
-  const head = await env.R2_ARCHIVE.head(manifest.objectKey);
-  if (head?.size !== manifest.objectBytes) {
-    return `archive object ${manifest.objectKey} is ${head ? `${head.size} bytes, not ${manifest.objectBytes}` : "missing"}`;
-  }
-
-  // The archived bytes themselves: rows and checksum of what the member decompresses to.
-  const digest = new crypto.DigestStream("SHA-256");
-  const writer = digest.getWriter();
-  let rows = 0;
-  try {
-    for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
-      maxLines: 10_000,
-      maxChars: MAX_DELETE_CHARS,
-      etag: head.etag,
-      // Writes queue in order; a failed one fails close() below.
-      onBytes: (bytes) => void writer.write(bytes).catch(() => {}),
-    })) {
-      rows += lines.length;
-    }
-  } catch (error) {
-    if (error instanceof ArchiveReadError) return error.message;
-    throw error;
-  }
-  await writer.close();
-  const sha256 = toHex(await digest.digest);
-  if (rows !== listed.rows || sha256 !== listed.sha256) {
-    return `the archived bytes of chunk ${chunk.chunk_index} do not match its manifest (${rows} rows read back, ${listed.rows} listed; checksum ${sha256 === listed.sha256 ? "equal" : "differs"})`;
-  }
-  return { manifest, etag: head.etag, columns: manifest.columns };
 }
 
 /** Records why a range was not deleted, on the range and on its run, and deletes nothing. */

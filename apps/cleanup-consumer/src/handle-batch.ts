@@ -6,10 +6,13 @@ import {
   retryDelaySeconds,
   sendToDeadLetters,
 } from "@path-stats/shared";
-import { cleanRange, UndeliverableMessageError } from "./clean-range.ts";
+import { cleanRange } from "./clean-range.ts";
+import { restoreRange } from "./restore-range.ts";
+import { UndeliverableMessageError } from "./verify-range.ts";
 
 /**
- * The cleanup-ranges consumer. A range is acked once it is deleted (or was
+ * The cleanup-ranges consumer: deletes archived ranges from D1, or restores
+ * them into D1 (`action: "restore"`). A range is acked once it is done (or was
  * refused, with the reason recorded); a transient failure is retried with a
  * delay and continues where it stopped; a message naming no range goes to
  * the dead letters.
@@ -24,14 +27,15 @@ export async function handleCleanupBatch(batch: MessageBatch, env: Env): Promise
     }
     const body = parsed.data;
     try {
-      await cleanRange(env, config, body, new Date());
+      if (body.action === "restore") await restoreRange(env, config, body, new Date());
+      else await cleanRange(env, config, body, new Date());
       message.ack();
     } catch (error) {
       if (error instanceof UndeliverableMessageError) {
         await sendToDeadLetters(env.CLEANUP_DLQ, message, "cleanup.dead_lettered", error.message);
         continue;
       }
-      logEvent("cleanup.range_retry", {
+      logEvent(body.action === "restore" ? "restore.range_retry" : "cleanup.range_retry", {
         runId: body.runId,
         date: body.date,
         chunk: body.chunkIndex,

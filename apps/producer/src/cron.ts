@@ -58,10 +58,12 @@ export async function runCron(env: Env, now: Date): Promise<void> {
   }
 
   const oldestHot = addDays(today, -config.HOT_DAYS);
+  // A restored day is kept in D1 until its keep_until.
   const { results } = await env.D1.prepare(
-    "SELECT date FROM archive_metadata WHERE d1_cleaned = 0 AND date < ?1 ORDER BY date",
+    `SELECT date FROM archive_metadata
+     WHERE d1_cleaned = 0 AND date < ?1 AND (keep_until IS NULL OR keep_until <= ?2) ORDER BY date`,
   )
-    .bind(oldestHot)
+    .bind(oldestHot, now.toISOString())
     .all<{ date: string }>();
   let cleaning = 0;
   for (const { date } of results) {

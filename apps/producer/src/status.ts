@@ -21,6 +21,11 @@ interface ChunkCounts {
   peak_buffered_bytes: number;
   last_archive_error: string | null;
   last_cleanup_error: string | null;
+  restore_pending: number;
+  restored: number;
+  restore_failed: number;
+  rows_restored: number;
+  last_restore_error: string | null;
 }
 
 /**
@@ -54,7 +59,12 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
            COALESCE(SUM(c.rows_read), 0) AS rows_read,
            COALESCE(MAX(c.peak_buffered_bytes), 0) AS peak_buffered_bytes,
            MAX(c.last_error) AS last_archive_error,
-           MAX(c.cleanup_error) AS last_cleanup_error
+           MAX(c.cleanup_error) AS last_cleanup_error,
+           SUM(c.restore_state = 'pending') AS restore_pending,
+           SUM(c.restore_state = 'restored') AS restored,
+           SUM(c.restore_state = 'failed') AS restore_failed,
+           SUM(c.rows_restored) AS rows_restored,
+           MAX(c.restore_error) AS last_restore_error
          FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
          WHERE r.date = ?1 GROUP BY c.run_id`,
       )
@@ -108,12 +118,20 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
         object: run.object_bytes,
         peakBuffered: c?.peak_buffered_bytes ?? 0,
       },
+      /** Ranges sent to be restored into D1 (POST /admin/restore), restored, or stopped; rows inserted. */
+      restore: {
+        pending: c?.restore_pending ?? 0,
+        restored: c?.restored ?? 0,
+        failed: c?.restore_failed ?? 0,
+        rowsRestored: c?.rows_restored ?? 0,
+      },
       parts: run.part_count,
       deleteStatements: c?.delete_statements ?? 0,
       errors: {
         run: run.error,
         lastChunk: c?.last_archive_error ?? null,
         cleanup: run.cleanup_error ?? c?.last_cleanup_error ?? null,
+        restore: c?.last_restore_error ?? null,
       },
       timings: {
         createdAt: run.created_at,

@@ -59,6 +59,8 @@ const ConfigVars = z.object({
    * each inside a cron invocation's limits.
    */
   CRON_MAX_DAYS: intVar(3, 1, 100),
+  /** Hours a restored day stays in D1 before the cron cleans it again (an operator's cleanup is not held). */
+  RESTORE_KEEP_HOURS: intVar(24, 0, 24 * 365),
   /** Hours after a day closes (midnight UTC) by which health expects it archived. */
   ARCHIVE_DEADLINE_HOURS: intVar(6, 1, 168),
   /**

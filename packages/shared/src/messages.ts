@@ -13,9 +13,15 @@ export const ArchiveChunkMessage = z.object({
 });
 export type ArchiveChunkMessage = z.infer<typeof ArchiveChunkMessage>;
 
-/** One archived range to delete from D1: the chunk of a committed run. */
-export const CleanupRangeMessage = ArchiveChunkMessage;
-export type CleanupRangeMessage = ArchiveChunkMessage;
+/**
+ * One range of a committed run for the cleanup-ranges consumer: to delete
+ * from D1 (the default, and every message written before `action` existed),
+ * or to restore into D1 from the archive.
+ */
+export const CleanupRangeMessage = ArchiveChunkMessage.extend({
+  action: z.enum(["delete", "restore"]).optional(),
+});
+export type CleanupRangeMessage = z.infer<typeof CleanupRangeMessage>;
 
 const ManifestPart = z.object({
   partNumber: z.number().int().min(1).max(10_000),

@@ -65,4 +65,9 @@ export interface ChunkRow {
   rows_left: number | null;
   cleanup_failed_at: string | null;
   cleanup_enqueued_at: string | null;
+  restore_state: "none" | "pending" | "restored" | "failed";
+  rows_restored: number;
+  restore_error: string | null;
+  restored_at: string | null;
+  restore_failed_at: string | null;
 }

@@ -17,6 +17,7 @@ import { overview } from "../monitoring/overview.ts";
 import { operatorPage, PUBLIC_PAGE_PATH } from "../operator-page/routes.tsx";
 import { planArchive, UnarchivableDayError } from "../plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
+import { planRestore, RestoreRefusedError } from "../restore/plan-restore.ts";
 import { failRunByOperator, RunNotFailableError } from "../runs.ts";
 import { dayStatus } from "../status.ts";
 import { requireAdminToken } from "./auth.ts";
@@ -33,6 +34,15 @@ const DeadLetterQuery = z
     date: z.string().refine(isCalendarDate, "must be a real calendar date YYYY-MM-DD").optional(),
     replayed: z.enum(["true", "false"]).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+const RestoreQuery = z
+  .object({
+    date: z.string(),
+    runId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a run id")
+      .optional(),
   })
   .strict();
 const OverviewQuery = z.object({ days: z.coerce.number().int().min(1).max(366).default(30) }).strict();
@@ -142,6 +152,12 @@ app
     const result = await planCleanup(c.env, date);
     return c.json(result, result.outcome === "enqueued" ? 202 : 200);
   })
+  .post("/admin/restore", async (c) => {
+    const { date: input, runId } = query(c.req.url, RestoreQuery);
+    const date = parseClosedDate(input, new Date());
+    c.set("date", date);
+    return c.json(await planRestore(c.env, date, runId ?? null), 202);
+  })
   .post("/admin/runs/:runId/fail", async (c) => {
     query(c.req.url, z.object({}).strict());
     const runId = parse(RunIdParam, c.req.param("runId"), "run id");
@@ -169,6 +185,8 @@ app
     if (error instanceof CleanupRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
     if (error instanceof UnarchivableDayError)
       return errorResponse(c, new ApiError(409, "unarchivable", error.message));
+    if (error instanceof RestoreRefusedError)
+      return errorResponse(c, new ApiError(error.code === "run_not_found" ? 404 : 409, error.code, error.message));
     if (error instanceof RunNotFailableError)
       return errorResponse(c, new ApiError(error.status, error.code, error.message));
     // Only server faults are logged as errors; refusals are the caller's.

@@ -8,7 +8,8 @@ export type ProblemCode =
   | "cleanup_refused"
   | "too_many_days_in_d1"
   | "dead_letters_pending"
-  | "object_too_large";
+  | "object_too_large"
+  | "restore_failed";
 
 /** Something an operator must look at. `key` names it stably across checks, so an alert is sent once. */
 export interface Problem {
@@ -59,7 +60,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
   const config = readConfig(env);
   const db = env.D1;
   const today = utcDate(now);
-  const [runsResult, refusedResult, lettersResult] = await db.batch([
+  const [runsResult, refusedResult, lettersResult, restoreResult] = await db.batch([
     // Each run of the window (and any older one still in flight), with its last sign of progress.
     db
       .prepare(
@@ -79,6 +80,11 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
        WHERE c.cleanup_state = 'failed'`,
     ),
     db.prepare("SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM dead_letters WHERE replayed_at IS NULL"),
+    db.prepare(
+      `SELECT c.run_id, c.chunk_index, r.date, c.restore_error, c.restore_failed_at
+       FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+       WHERE c.restore_state = 'failed'`,
+    ),
   ]);
   const runs = (runsResult?.results ?? []) as RunFacts[];
   const refused = (refusedResult?.results ?? []) as {
@@ -89,7 +95,17 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     cleanup_failed_at: string | null;
   }[];
   const letters = (lettersResult?.results[0] ?? { n: 0, oldest: null }) as { n: number; oldest: string | null };
-  let d1RowsRead = [runsResult, refusedResult, lettersResult].reduce((sum, r) => sum + (r?.meta.rows_read ?? 0), 0);
+  const restoreFailures = (restoreResult?.results ?? []) as {
+    run_id: string;
+    chunk_index: number;
+    date: string;
+    restore_error: string | null;
+    restore_failed_at: string | null;
+  }[];
+  let d1RowsRead = [runsResult, refusedResult, lettersResult, restoreResult].reduce(
+    (sum, r) => sum + (r?.meta.rows_read ?? 0),
+    0,
+  );
 
   const daysInD1 = await closedDatesWithRows(db, today);
   const newestIds = daysInD1.length
@@ -166,6 +182,18 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       message: `cleanup refused range ${range.chunk_index} of run ${range.run_id} (${range.date}): ${range.cleanup_error ?? "no reason recorded"}`,
       action:
         "nothing was deleted; compare the archive with D1 (see the README's recovery notes) before triggering cleanup again",
+    });
+  }
+
+  for (const range of restoreFailures) {
+    problems.push({
+      key: `restore_failed:${range.run_id}:${range.chunk_index}`,
+      code: "restore_failed",
+      date: range.date,
+      runId: range.run_id,
+      since: range.restore_failed_at ?? now.toISOString(),
+      message: `restoring range ${range.chunk_index} of run ${range.run_id} (${range.date}) stopped: ${range.restore_error ?? "no reason recorded"}`,
+      action: `nothing was overwritten; resolve the rows it names, then POST /admin/restore?date=${range.date}&runId=${range.run_id} again`,
     });
   }
 

@@ -1,0 +1,134 @@
+import {
+  ArchiveReadError,
+  type ChunkRow,
+  type CleanupRangeMessage,
+  type Config,
+  chunkLines,
+  logEvent,
+  type RunRow,
+} from "@path-stats/shared";
+import { MAX_BATCH_CHARS, matchArchivedRow, UndeliverableMessageError, verifyRange } from "./verify-range.ts";
+
+export type RestoreOutcome = "restored" | "refused";
+
+/** How many rows that differ from the archive a refusal names. */
+const CONFLICTS_NAMED = 10;
+
+/**
+ * Brings one range of a committed archive back into D1, with the original
+ * ids and values, in bounded batches.
+ *
+ * The archive is checked first exactly as cleanup checks it (manifest, then
+ * the chunk's own bytes: rows and SHA-256). Each batch is one transaction: an
+ * INSERT of the archived rows whose id is not in D1, the progress count, and
+ * a look for archived ids that D1 holds with other content. A row already
+ * present with the same content is skipped, so a redelivered or crashed
+ * restore simply continues; a row present with different content is never
+ * overwritten: the range stops with an error naming it. Rows that enter a
+ * cleaned range make it not cleaned (a trigger), so no run archives them a
+ * second time and a later cleanup deletes them by exact match.
+ */
+export async function restoreRange(
+  env: Env,
+  config: Config,
+  message: CleanupRangeMessage,
+  now: Date,
+): Promise<RestoreOutcome> {
+  const db = env.D1;
+  const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
+  const chunk = await db
+    .prepare("SELECT * FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
+    .bind(message.runId, message.chunkIndex)
+    .first<ChunkRow>();
+  if (!run || !chunk || run.date !== message.date) {
+    throw new UndeliverableMessageError(`no range ${message.chunkIndex} of run ${message.runId} for ${message.date}`);
+  }
+  const where = { runId: run.run_id, date: run.date, chunk: chunk.chunk_index };
+  if (chunk.restore_state === "restored") return "restored";
+  if (run.status !== "archived") {
+    await refuse(db, chunk, `run is ${run.status}, not archived`);
+    return "refused";
+  }
+  const verified = await verifyRange(env, run, chunk);
+  if (typeof verified === "string") {
+    await refuse(db, chunk, verified);
+    return "refused";
+  }
+  const { manifest, etag, columns } = verified;
+
+  const quoted = columns.map((c) => `"${c}"`).join(", ");
+  const values = columns.map((c) => `j.value ->> '$.${c}'`).join(", ");
+  const insertMissing = db.prepare(
+    `INSERT INTO traffic_events (${quoted})
+     SELECT ${values} FROM json_each(?1) j
+     WHERE NOT EXISTS (SELECT 1 FROM traffic_events t WHERE t.id = j.value ->> '$.id')`,
+  );
+  // changes() is the INSERT's own row count (trigger writes are not counted).
+  const countProgress = db.prepare(
+    "UPDATE archive_chunks SET rows_restored = rows_restored + changes() WHERE run_id = ?1 AND chunk_index = ?2",
+  );
+  const differing = db.prepare(
+    `SELECT t.id FROM json_each(?1) j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
+     WHERE NOT (${matchArchivedRow(columns)}) LIMIT ${CONFLICTS_NAMED}`,
+  );
+  try {
+    for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
+      maxLines: config.DELETE_BATCH_ROWS,
+      maxChars: MAX_BATCH_CHARS,
+      etag,
+    })) {
+      const json = `[${lines.join(",")}]`;
+      const [, , conflicts] = await db.batch([
+        insertMissing.bind(json),
+        countProgress.bind(run.run_id, chunk.chunk_index),
+        differing.bind(json),
+      ]);
+      const ids = (conflicts?.results ?? []).map((r) => (r as { id: number }).id);
+      if (ids.length > 0) {
+        await refuse(
+          db,
+          chunk,
+          `D1 holds row id(s) ${ids.join(", ")} with content other than the archive's; nothing was overwritten and the rest of the range was not restored`,
+        );
+        return "refused";
+      }
+    }
+  } catch (error) {
+    if (error instanceof ArchiveReadError) {
+      await refuse(db, chunk, error.message);
+      return "refused";
+    }
+    throw error;
+  }
+
+  // The range's rows are in D1 again: it is not cleaned, and its run and day are not either.
+  await db.batch([
+    db
+      .prepare(
+        `UPDATE archive_chunks SET restore_state = 'restored', restored_at = ?1, restore_error = NULL,
+           cleanup_state = 'none', cleaned_at = NULL, cleanup_verified_at = NULL, rows_deleted = 0, rows_left = NULL
+         WHERE run_id = ?2 AND chunk_index = ?3`,
+      )
+      .bind(now.toISOString(), run.run_id, chunk.chunk_index),
+    db.prepare("UPDATE archive_runs SET cleaned_at = NULL, rows_deleted = NULL WHERE run_id = ?1").bind(run.run_id),
+    db.prepare("UPDATE archive_metadata SET d1_cleaned = 0, cleaned_at = NULL WHERE date = ?1").bind(run.date),
+  ]);
+  const done = await db
+    .prepare("SELECT rows_restored FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
+    .bind(run.run_id, chunk.chunk_index)
+    .first<{ rows_restored: number }>();
+  logEvent("restore.range_restored", { ...where, rows: chunk.rows, rowsInserted: done?.rows_restored ?? 0 });
+  return "restored";
+}
+
+/** Records why a range was not (fully) restored; nothing in D1 is overwritten or deleted. */
+async function refuse(db: D1Database, chunk: ChunkRow, reason: string): Promise<void> {
+  await db
+    .prepare(
+      `UPDATE archive_chunks SET restore_state = 'failed', restore_error = ?1, restore_failed_at = ?4
+       WHERE run_id = ?2 AND chunk_index = ?3`,
+    )
+    .bind(reason, chunk.run_id, chunk.chunk_index, new Date().toISOString())
+    .run();
+  logEvent("restore.range_refused", { runId: chunk.run_id, chunk: chunk.chunk_index, reason });
+}
