@@ -8,11 +8,13 @@ import {
 } from "@path-stats/shared";
 import { cleanRange } from "./clean-range.ts";
 import { restoreRange } from "./restore-range.ts";
+import { scrubRange } from "./scrub-range.ts";
 import { UndeliverableMessageError } from "./verify-range.ts";
 
 /**
- * The cleanup-ranges consumer: deletes archived ranges from D1, or restores
- * them into D1 (`action: "restore"`). A range is acked once it is done (or was
+ * The cleanup-ranges consumer: deletes archived ranges from D1, restores
+ * them into D1 (`action: "restore"`), or reads them back from R2 and checks
+ * them against the manifest (`action: "verify"`, scrub). A range is acked once it is done (or was
  * refused, with the reason recorded); a transient failure is retried with a
  * delay and continues where it stopped; a message naming no range goes to
  * the dead letters.
@@ -28,6 +30,7 @@ export async function handleCleanupBatch(batch: MessageBatch, env: Env): Promise
     const body = parsed.data;
     try {
       if (body.action === "restore") await restoreRange(env, config, body, new Date());
+      else if (body.action === "verify") await scrubRange(env, body, new Date());
       else await cleanRange(env, config, body, new Date());
       message.ack();
     } catch (error) {
@@ -35,13 +38,16 @@ export async function handleCleanupBatch(batch: MessageBatch, env: Env): Promise
         await sendToDeadLetters(env.CLEANUP_DLQ, message, "cleanup.dead_lettered", error.message);
         continue;
       }
-      logEvent(body.action === "restore" ? "restore.range_retry" : "cleanup.range_retry", {
-        runId: body.runId,
-        date: body.date,
-        chunk: body.chunkIndex,
-        attempt: message.attempts,
-        error: errorMessage(error),
-      });
+      logEvent(
+        `${body.action === "restore" ? "restore" : body.action === "verify" ? "scrub" : "cleanup"}.range_retry`,
+        {
+          runId: body.runId,
+          date: body.date,
+          chunk: body.chunkIndex,
+          attempt: message.attempts,
+          error: errorMessage(error),
+        },
+      );
       message.retry({ delaySeconds: retryDelaySeconds(message.attempts, config.RETRY_DELAY_SECONDS) });
     }
   }

@@ -4,6 +4,7 @@ import { announceChanges } from "./monitoring/alerts.ts";
 import { evaluateHealth } from "./monitoring/health.ts";
 import { planArchive } from "./plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "./plan-cleanup.ts";
+import { datesDueForScrub, planScrub } from "./scrub/plan-scrub.ts";
 
 /** A cleanup range sent this long ago and not finished is sent again by the cron (its message may be lost). */
 const CLEANUP_RESEND_AFTER_MS = 30 * 60 * 1000;
@@ -81,6 +82,17 @@ export async function runCron(env: Env, now: Date): Promise<void> {
       failures.push(`cleanup ${date}`);
       logEvent("cron.cleanup_failed", { date, error: errorMessage(error) });
     }
+  }
+
+  // Scrub: read back the archives checked longest ago (never checked first).
+  try {
+    for (const date of await datesDueForScrub(env.D1, now, config.SCRUB_EVERY_DAYS, config.SCRUB_DAYS_PER_CRON)) {
+      const result = await planScrub(env, date, now);
+      logEvent("cron.scrub", { date, ranges: result.ranges });
+    }
+  } catch (error) {
+    failures.push("scrub");
+    logEvent("cron.scrub_failed", { error: errorMessage(error) });
   }
 
   // After the work, so neither a slow webhook nor a failing check delays it.

@@ -26,6 +26,7 @@ interface ChunkCounts {
   restore_failed: number;
   rows_restored: number;
   last_restore_error: string | null;
+  verify_pending: number;
 }
 
 /**
@@ -64,7 +65,8 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
            SUM(c.restore_state = 'restored') AS restored,
            SUM(c.restore_state = 'failed') AS restore_failed,
            SUM(c.rows_restored) AS rows_restored,
-           MAX(c.restore_error) AS last_restore_error
+           MAX(c.restore_error) AS last_restore_error,
+           SUM(c.verify_state = 'pending') AS verify_pending
          FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
          WHERE r.date = ?1 GROUP BY c.run_id`,
       )
@@ -124,6 +126,16 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
         restored: c?.restored ?? 0,
         failed: c?.restore_failed ?? 0,
         rowsRestored: c?.rows_restored ?? 0,
+      },
+      /** The last read-back of the archive from R2 (POST /admin/verify, or the cron's scrub). */
+      verify: {
+        state: (c?.verify_pending ? "pending" : run.verify_error ? "failed" : run.verified_at ? "ok" : "never") as
+          | "pending"
+          | "failed"
+          | "ok"
+          | "never",
+        verifiedAt: run.verified_at,
+        error: run.verify_error,
       },
       parts: run.part_count,
       deleteStatements: c?.delete_statements ?? 0,

@@ -61,6 +61,10 @@ const ConfigVars = z.object({
   CRON_MAX_DAYS: intVar(3, 1, 100),
   /** Hours a restored day stays in D1 before the cron cleans it again (an operator's cleanup is not held). */
   RESTORE_KEEP_HOURS: intVar(24, 0, 24 * 365),
+  /** Days after which the cron reads a committed archive back from R2 and checks it again (scrub). */
+  SCRUB_EVERY_DAYS: intVar(30, 1, 3650),
+  /** Most days the cron sends to be scrubbed per run, those checked longest ago first. */
+  SCRUB_DAYS_PER_CRON: intVar(2, 0, 100),
   /** Hours after a day closes (midnight UTC) by which health expects it archived. */
   ARCHIVE_DEADLINE_HOURS: intVar(6, 1, 168),
   /**

@@ -79,3 +79,29 @@ export function paddingMemberSizes(gap: number): number[] {
   }
   return sizes;
 }
+
+/**
+ * Why `bytes` are not a run of empty gzip members as emptyMember writes them
+ * (each decompresses to nothing), or null. Scrub uses it to check the
+ * padding after a chunk's member: a reader of the whole object decompresses
+ * that too, so a damaged padding member breaks the archive as surely as a
+ * damaged row.
+ */
+export function emptyMembersProblem(bytes: Uint8Array): string | null {
+  let at = 0;
+  while (at < bytes.byteLength) {
+    if (bytes.byteLength - at < MIN_MEMBER_BYTES) return `${bytes.byteLength - at} stray bytes at ${at}`;
+    if (bytes[at] !== 0x1f || bytes[at + 1] !== 0x8b || bytes[at + 2] !== 8 || bytes[at + 3] !== 0x04) {
+      return `no empty gzip member header at ${at}`;
+    }
+    const xlen = (bytes[at + 10] as number) | ((bytes[at + 11] as number) << 8);
+    const end = at + MIN_MEMBER_BYTES + xlen;
+    if (end > bytes.byteLength) return `the member at ${at} runs past the padding`;
+    const deflate = at + 12 + xlen;
+    if (bytes[deflate] !== 0x03 || bytes[deflate + 1] !== 0x00) return `the member at ${at} is not empty`;
+    for (let i = deflate + 2; i < end; i++)
+      if (bytes[i] !== 0) return `the member at ${at} has a CRC or size that is not 0`;
+    at = end;
+  }
+  return null;
+}

@@ -16,10 +16,10 @@ export type ArchiveChunkMessage = z.infer<typeof ArchiveChunkMessage>;
 /**
  * One range of a committed run for the cleanup-ranges consumer: to delete
  * from D1 (the default, and every message written before `action` existed),
- * or to restore into D1 from the archive.
+ * to restore into D1 from the archive, or to read back and verify (scrub).
  */
 export const CleanupRangeMessage = ArchiveChunkMessage.extend({
-  action: z.enum(["delete", "restore"]).optional(),
+  action: z.enum(["delete", "restore", "verify"]).optional(),
 });
 export type CleanupRangeMessage = z.infer<typeof CleanupRangeMessage>;
 

@@ -26,6 +26,9 @@ export interface RunRow {
   rows_deleted: number | null;
   cleaned_at: string | null;
   cleanup_error: string | null;
+  verify_requested_at: string | null;
+  verified_at: string | null;
+  verify_error: string | null;
 }
 
 /** A row of archive_chunks. */
@@ -70,4 +73,7 @@ export interface ChunkRow {
   restore_error: string | null;
   restored_at: string | null;
   restore_failed_at: string | null;
+  verify_state: "none" | "pending" | "ok" | "failed";
+  verify_error: string | null;
+  verified_at: string | null;
 }

@@ -19,6 +19,7 @@ import { planArchive, UnarchivableDayError } from "../plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
 import { planRestore, RestoreRefusedError } from "../restore/plan-restore.ts";
 import { failRunByOperator, RunNotFailableError } from "../runs.ts";
+import { planScrub, ScrubRefusedError } from "../scrub/plan-scrub.ts";
 import { dayStatus } from "../status.ts";
 import { requireAdminToken } from "./auth.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -152,6 +153,11 @@ app
     const result = await planCleanup(c.env, date);
     return c.json(result, result.outcome === "enqueued" ? 202 : 200);
   })
+  .post("/admin/verify", async (c) => {
+    const date = closedDay(c.req.url);
+    c.set("date", date);
+    return c.json(await planScrub(c.env, date), 202);
+  })
   .post("/admin/restore", async (c) => {
     const { date: input, runId } = query(c.req.url, RestoreQuery);
     const date = parseClosedDate(input, new Date());
@@ -185,6 +191,7 @@ app
     if (error instanceof CleanupRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
     if (error instanceof UnarchivableDayError)
       return errorResponse(c, new ApiError(409, "unarchivable", error.message));
+    if (error instanceof ScrubRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
     if (error instanceof RestoreRefusedError)
       return errorResponse(c, new ApiError(error.code === "run_not_found" ? 404 : 409, error.code, error.message));
     if (error instanceof RunNotFailableError)

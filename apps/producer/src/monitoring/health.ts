@@ -9,7 +9,8 @@ export type ProblemCode =
   | "too_many_days_in_d1"
   | "dead_letters_pending"
   | "object_too_large"
-  | "restore_failed";
+  | "restore_failed"
+  | "archive_verify_failed";
 
 /** Something an operator must look at. `key` names it stably across checks, so an alert is sent once. */
 export interface Problem {
@@ -48,6 +49,8 @@ interface RunFacts {
   rowid_hi: number;
   archived_rows: number | null;
   object_bytes: number | null;
+  verified_at: string | null;
+  verify_error: string | null;
   last_progress: string | null;
 }
 
@@ -65,7 +68,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     db
       .prepare(
         `SELECT r.run_id, r.date, r.status, r.created_at, r.finalize_started_at, r.failed_at, r.archived_at,
-                r.error, r.rowid_hi, r.archived_rows, r.object_bytes,
+                r.error, r.rowid_hi, r.archived_rows, r.object_bytes, r.verified_at, r.verify_error,
                 CASE WHEN r.status IN ('archiving', 'finalizing') THEN
                   (SELECT MAX(MAX(IFNULL(c.claimed_at, ''), IFNULL(c.archived_at, '')))
                    FROM archive_chunks c WHERE c.run_id = r.run_id) END AS last_progress
@@ -182,6 +185,19 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       message: `cleanup refused range ${range.chunk_index} of run ${range.run_id} (${range.date}): ${range.cleanup_error ?? "no reason recorded"}`,
       action:
         "nothing was deleted; compare the archive with D1 (see the README's recovery notes) before triggering cleanup again",
+    });
+  }
+
+  for (const run of runs) {
+    if (run.status !== "archived" || !run.verify_error) continue;
+    problems.push({
+      key: `archive_verify_failed:${run.run_id}`,
+      code: "archive_verify_failed",
+      date: run.date,
+      runId: run.run_id,
+      since: run.verified_at ?? now.toISOString(),
+      message: `the archive of run ${run.run_id} (${run.date}) read back from R2 differs from its manifest: ${run.verify_error}`,
+      action: `cleanup refuses such ranges; if D1 still holds the day, fail nothing and archive it again after moving the object aside; then POST /admin/verify?date=${run.date}`,
     });
   }
 
