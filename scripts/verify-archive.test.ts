@@ -1,8 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { emptyMember, paddingMemberSizes } from "../packages/shared/src/gzip-padding.ts";
 import { type ArchiveManifest, verifyArchive } from "./verify-archive.ts";
@@ -110,5 +111,63 @@ describe("verify-archive", () => {
       "object size": false,
       "chunk 1": false,
     });
+  });
+});
+
+describe("verify-archive on the command line", () => {
+  /** Runs the CLI on a pair of files; its exit code and what it printed. */
+  function cli(object: Buffer, manifest: ArchiveManifest): { code: number | null; output: string } {
+    const file = join(dir, `${Math.random()}.jsonl.gz`);
+    const manifestFile = `${file}.manifest.json`;
+    writeFileSync(file, object);
+    writeFileSync(manifestFile, JSON.stringify(manifest));
+    const result = spawnSync(
+      process.execPath,
+      [
+        "--no-warnings=ExperimentalWarning",
+        join(import.meta.dirname, "verify-archive.ts"),
+        "--file",
+        file,
+        "--manifest",
+        manifestFile,
+      ],
+      { encoding: "utf8" },
+    );
+    return { code: result.status, output: result.stdout + result.stderr };
+  }
+
+  it("accepts a good archive with exit code 0", () => {
+    const { object, manifest } = build();
+    const { code, output } = cli(object, manifest);
+    expect(output).toContain("the archive matches its manifest");
+    expect(code).toBe(0);
+  });
+
+  it("rejects a truncated archive, one with a part missing, and one with a changed row, exit code 1", () => {
+    const { object, manifest } = build();
+    const truncated = cli(object.subarray(0, object.byteLength - 100), manifest);
+    expect(truncated.code).toBe(1);
+    expect(truncated.output).toMatch(/DIFF object size/);
+
+    const withoutLastPart = cli(object.subarray(0, PART_SIZE), manifest);
+    expect(withoutLastPart.code).toBe(1);
+    expect(withoutLastPart.output).toMatch(/DIFF chunk 1 .*does not decompress|DIFF chunk 1/);
+
+    // A row changed and the member recompressed: valid gzip, but not the archived rows.
+    const raw = gunzipSync(object.subarray(PART_SIZE)).toString("utf8").replace('"/p/3"', '"/p/9"');
+    const changed = cli(Buffer.concat([object.subarray(0, PART_SIZE), gzipSync(raw)]), {
+      ...manifest,
+      objectBytes: PART_SIZE + gzipSync(raw).byteLength,
+      chunks: [
+        manifest.chunks[0],
+        {
+          ...(manifest.chunks[1] as ArchiveManifest["chunks"][number]),
+          gzBytes: gzipSync(raw).byteLength,
+          parts: [{ partNumber: 5001, size: gzipSync(raw).byteLength }],
+        },
+      ] as never,
+    });
+    expect(changed.code).toBe(1);
+    expect(changed.output).toMatch(/DIFF chunk 1 .*SHA-256 differs/);
   });
 });

@@ -19,15 +19,19 @@ import worker from "./worker.ts";
 const NOW = new Date("2026-10-10T12:00:00Z");
 
 /** Archives and cleans a day; its rows are then only in the archive. */
-async function archivedAndCleaned(date: string, rows: number): Promise<{ run: RunRow; lines: string[] }> {
+async function archivedAndCleaned(
+  date: string,
+  rows: number,
+): Promise<{ run: RunRow; lines: string[]; inserted: Record<string, unknown>[] }> {
   await insertEvents(Array.from({ length: rows }, (_, i) => event(date, i, { referrer: i % 3 ? null : `/r/${i}` })));
+  const inserted = await d1Rows(date);
   const planned = await planArchive(env, date, NOW);
   const run = await waitForRun(planned.run?.run_id ?? "");
   expect(run.status).toBe("archived");
   const lines = await archiveLines(run.object_key);
   await clean(date);
   expect(await d1Rows(date)).toEqual([]);
-  return { run, lines };
+  return { run, lines, inserted };
 }
 
 async function clean(date: string, testEnv: Env = env): Promise<void> {
@@ -52,7 +56,7 @@ async function chunksOf(runId: string): Promise<ChunkRow[]> {
 describe("restore", () => {
   it("brings a cleaned day back exactly, once under redelivery, keeps it from the cron, and cleanup removes it again", async () => {
     const date = "2026-10-01";
-    const { run, lines } = await archivedAndCleaned(date, 700);
+    const { run, lines, inserted } = await archivedAndCleaned(date, 700);
     const { result, messages } = await restore(date);
     expect(result).toMatchObject({ outcome: "enqueued", runIds: [run.run_id] });
     expect(messages.length).toBe(run.chunk_count);
@@ -60,6 +64,8 @@ describe("restore", () => {
 
     // Every message delivered twice: the second finds every row present and equal.
     for (const m of [...messages, ...messages]) expect(await deliverCleanup(m)).toBe("ack");
+    // Column by column as first inserted, and byte for byte as archived.
+    expect(await d1Rows(date)).toEqual(inserted);
     expect((await d1Rows(date)).map((r) => JSON.stringify(r))).toEqual(lines);
     const chunks = await chunksOf(run.run_id);
     expect(chunks.map((c) => [c.restore_state, c.cleanup_state])).toEqual(chunks.map(() => ["restored", "none"]));
@@ -83,6 +89,7 @@ describe("restore", () => {
       .bind(date)
       .first<{ d1_cleaned: number }>();
     expect(after?.d1_cleaned).toBe(1);
+    expect((await runsOf(date)).map((r) => r.status)).toEqual(["archived"]);
   });
 
   it("continues after a crash between two batches, inserting each row once", async () => {
