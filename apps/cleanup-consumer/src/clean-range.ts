@@ -9,7 +9,7 @@ import {
   type RunRow,
   recordPoint,
 } from "@path-stats/shared";
-import { MAX_BATCH_CHARS, matchArchivedRow, UndeliverableMessageError, verifyRange } from "./verify-range.ts";
+import { loadRange, MAX_BATCH_CHARS, matchArchivedRow, verifyRange } from "./verify-range.ts";
 
 export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
 
@@ -37,14 +37,7 @@ export async function cleanRange(
 ): Promise<RangeOutcome> {
   const db = env.D1;
   const started = Date.now();
-  const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
-  const chunk = await db
-    .prepare("SELECT * FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
-    .bind(message.runId, message.chunkIndex)
-    .first<ChunkRow>();
-  if (!run || !chunk || run.date !== message.date) {
-    throw new UndeliverableMessageError(`no range ${message.chunkIndex} of run ${message.runId} for ${message.date}`);
-  }
+  const { run, chunk } = await loadRange(db, message);
   const where = {
     runId: run.run_id,
     date: run.date,

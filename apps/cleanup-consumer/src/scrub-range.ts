@@ -6,7 +6,7 @@ import {
   logEvent,
   type RunRow,
 } from "@path-stats/shared";
-import { UndeliverableMessageError, verifyRange } from "./verify-range.ts";
+import { loadRange, verifyRange } from "./verify-range.ts";
 
 export type ScrubOutcome = "ok" | "failed";
 
@@ -22,14 +22,7 @@ export type ScrubOutcome = "ok" | "failed";
  */
 export async function scrubRange(env: Env, message: CleanupRangeMessage, now: Date): Promise<ScrubOutcome> {
   const db = env.D1;
-  const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
-  const chunk = await db
-    .prepare("SELECT * FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
-    .bind(message.runId, message.chunkIndex)
-    .first<ChunkRow>();
-  if (!run || !chunk || run.date !== message.date) {
-    throw new UndeliverableMessageError(`no range ${message.chunkIndex} of run ${message.runId} for ${message.date}`);
-  }
+  const { run, chunk } = await loadRange(db, message);
   const problem = await check(env, run, chunk);
   await db.batch([
     db

@@ -1,8 +1,32 @@
-import { ArchiveReadError, type ChunkRow, chunkLines, Manifest, type RunRow, toHex } from "@path-stats/shared";
+import {
+  ArchiveReadError,
+  type ChunkRow,
+  type CleanupRangeMessage,
+  chunkLines,
+  Manifest,
+  type RunRow,
+  toHex,
+} from "@path-stats/shared";
 
 /** A message that names no range of a committed run: it goes to the dead letters. */
 export class UndeliverableMessageError extends Error {
   override name = "UndeliverableMessageError";
+}
+
+/** The run and range a message names; a message naming no range of the run for its date is undeliverable. */
+export async function loadRange(
+  db: D1Database,
+  message: CleanupRangeMessage,
+): Promise<{ run: RunRow; chunk: ChunkRow }> {
+  const run = await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(message.runId).first<RunRow>();
+  const chunk = await db
+    .prepare("SELECT * FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
+    .bind(message.runId, message.chunkIndex)
+    .first<ChunkRow>();
+  if (!run || !chunk || run.date !== message.date) {
+    throw new UndeliverableMessageError(`no range ${message.chunkIndex} of run ${message.runId} for ${message.date}`);
+  }
+  return { run, chunk };
 }
 
 /**
