@@ -275,11 +275,19 @@ async function sampleGzBytesPerRow(
   return { gzBytesPerRow: gz / Math.max(rows.length, 1), rowsRead };
 }
 
+/** Probes per interval, and rows each: a few hundred index entries, whatever the day's size. */
+const DENSITY_PROBES = 8;
+const PROBE_ROWS = 64;
+
 /**
- * Cuts [lo, hi] into contiguous rowid ranges of exactly `perChunk` rows of
- * the date (the last may hold fewer), walking the (event_date, id) index.
- * Rows of other dates inside the range are skipped by every reader, so they
- * count for nothing here.
+ * Cuts [lo, hi] into contiguous rowid ranges of about `perChunk` rows of the
+ * date, from the span and the sampled density instead of a walk over every
+ * index entry: a few short probes spread over the interval count how many of
+ * the date's rows lie in the ids they cover, the interval's rows are
+ * estimated from that, and the interval is cut into equal id widths. Rows of
+ * other dates in between (days interleaved in the id space) only lower the
+ * density. A chunk that comes out larger than estimated spills into its
+ * reserved parts; the chunks still tile [lo, hi] with no gap.
  */
 async function cutRange(
   db: D1Database,
@@ -288,24 +296,37 @@ async function cutRange(
   hi: number,
   perChunk: number,
 ): Promise<{ chunks: PlannedChunk[]; rowsRead: number }> {
-  // One pass per chunk over the index: how many of the next `perChunk` rows
-  // exist, and the last one's id. Fewer than `perChunk` means the range ends.
-  const next = db.prepare(
+  const probe = db.prepare(
     `SELECT COUNT(*) AS n, MAX(id) AS last FROM (
-       SELECT id FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`,
+       SELECT id FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`,
   );
+  const span = hi - lo + 1;
+  const starts = new Set<number>();
+  for (let p = 0; p < DENSITY_PROBES; p++) starts.add(lo + Math.floor((p * span) / DENSITY_PROBES));
+  const probes = await db.batch<{ n: number; last: number | null }>(
+    [...starts].map((start) => probe.bind(date, start, hi, PROBE_ROWS)),
+  );
+  let sampled = 0;
+  let covered = 0;
+  let coveredUpTo = lo - 1;
+  for (const [i, start] of [...starts].entries()) {
+    // On a small interval a probe may start inside what an earlier one saw: counting it would count rows twice.
+    if (start <= coveredUpTo) continue;
+    const { n = 0, last = null } = probes[i]?.results[0] ?? {};
+    // A probe that found fewer rows than it asked for saw everything up to hi.
+    const end = n < PROBE_ROWS || last === null ? hi : last;
+    sampled += n;
+    covered += end - start + 1;
+    coveredUpTo = end;
+  }
+  const rowsRead = probes.reduce((sum, r) => sum + r.meta.rows_read, 0);
+  const estimated = Math.max(1, Math.round((sampled / Math.max(covered, 1)) * span));
+  const count = Math.max(1, Math.ceil(estimated / perChunk));
   const chunks: PlannedChunk[] = [];
-  let rowsRead = 0;
-  let cursor = lo - 1;
-  while (cursor < hi) {
-    const found = await next.bind(date, cursor, hi, perChunk).all<{ n: number; last: number | null }>();
-    rowsRead += found.meta.rows_read;
-    const { n = 0, last = null } = found.results[0] ?? {};
-    if (n === 0 || last === null) break;
-    // The last chunk reaches up to hi, so the run's chunks tile [lo, hi] with no gap.
-    const rowidHi = n < perChunk ? hi : last;
-    chunks.push({ rowidLo: cursor + 1, rowidHi, rows: n });
-    cursor = rowidHi;
+  for (let c = 0; c < count; c++) {
+    const rowidLo = lo + Math.floor((c * span) / count);
+    const rowidHi = c === count - 1 ? hi : lo + Math.floor(((c + 1) * span) / count) - 1;
+    chunks.push({ rowidLo, rowidHi, rows: Math.round(estimated / count) });
   }
   return { chunks, rowsRead };
 }

@@ -138,3 +138,29 @@ describe("archiving a day", () => {
     expect(listed.objects).toHaveLength(0);
   });
 });
+
+describe("reading each row about once", () => {
+  /** D1 rows read for a day's archive, planning included, per archived row. */
+  async function readsPerRow(date: string): Promise<number> {
+    const planned = await planArchive(env, date, NOW);
+    const run = await waitForRun(planned.run?.run_id ?? "");
+    expect(run.status).toBe("archived");
+    const chunks = await env.D1.prepare("SELECT SUM(rows_read) AS n FROM archive_chunks WHERE run_id = ?1")
+      .bind(run.run_id)
+      .first<{ n: number }>();
+    expect(run.archived_rows).toBe((await d1Rows(date)).length);
+    return (run.plan_rows_read + (chunks?.n ?? 0)) / (run.archived_rows ?? 1);
+  }
+
+  it("plans from the span and sampled density: at most 1.05 rows read per row, alone or interleaved 1:1", async () => {
+    await insertEvents(Array.from({ length: 40_000 }, (_, i) => event("2026-02-11", i)));
+    // Two days written at the same time: their ids alternate.
+    await insertEvents(Array.from({ length: 80_000 }, (_, i) => event(i % 2 ? "2026-02-12" : "2026-02-13", i)));
+    const alone = await readsPerRow("2026-02-11");
+    const interleaved = await readsPerRow("2026-02-12");
+    console.log(`D1 rows read per archived row: ${alone.toFixed(4)} alone, ${interleaved.toFixed(4)} interleaved 1:1`);
+    expect(alone).toBeLessThanOrEqual(1.05);
+    expect(interleaved).toBeLessThanOrEqual(1.05);
+    expect(alone).toBeGreaterThanOrEqual(1);
+  });
+});
