@@ -284,9 +284,9 @@ const PROBE_ROWS = 64;
  * date, from the span and the sampled density instead of a walk over every
  * index entry: a few short probes spread over the interval count how many of
  * the date's rows lie in the ids they cover, the interval's rows are
- * estimated from that, and the interval is cut into equal id widths. Rows of
- * other dates in between (days interleaved in the id space) only lower the
- * density. A chunk that comes out larger than estimated spills into its
+ * estimated from that, and the interval is cut into id widths of `perChunk`
+ * rows each (the last takes the rest). Rows of other dates in between (days
+ * interleaved in the id space) only lower the density. A chunk that comes out larger than estimated spills into its
  * reserved parts; the chunks still tile [lo, hi] with no gap.
  */
 async function cutRange(
@@ -320,13 +320,17 @@ async function cutRange(
     coveredUpTo = end;
   }
   const rowsRead = probes.reduce((sum, r) => sum + r.meta.rows_read, 0);
-  const estimated = Math.max(1, Math.round((sampled / Math.max(covered, 1)) * span));
-  const count = Math.max(1, Math.ceil(estimated / perChunk));
+  const density = sampled / Math.max(covered, 1); // rows of the date per id
+  const estimated = Math.max(1, Math.round(density * span));
+  // Every chunk but the last gets the id width of `perChunk` rows, so it fills its parts as planned;
+  // the last takes what is left.
+  const width = Math.max(1, Math.floor(perChunk / Math.max(density, 1e-12)));
   const chunks: PlannedChunk[] = [];
-  for (let c = 0; c < count; c++) {
-    const rowidLo = lo + Math.floor((c * span) / count);
-    const rowidHi = c === count - 1 ? hi : lo + Math.floor(((c + 1) * span) / count) - 1;
-    chunks.push({ rowidLo, rowidHi, rows: Math.round(estimated / count) });
+  for (let rowidLo = lo; rowidLo <= hi; rowidLo += width) {
+    const rowidHi = hi - rowidLo < width ? hi : rowidLo + width - 1;
+    const rows = rowidHi === hi ? Math.max(0, estimated - chunks.length * perChunk) : perChunk;
+    chunks.push({ rowidLo, rowidHi, rows });
+    if (rowidHi === hi) break;
   }
   return { chunks, rowsRead };
 }
