@@ -23,7 +23,9 @@ async function latestRunStatus(db: D1Database, dates: string[]): Promise<Map<str
 /**
  * The cron, every 15 minutes: archive closed days with unarchived rows,
  * clean archived days older than the hot window (HOT_DAYS closed days stay
- * in D1), then evaluate health and announce what changed.
+ * in D1; a restored day until its keep_until), scrub the archives checked
+ * longest ago (SCRUB_DAYS_PER_CRON days), then evaluate health and announce
+ * what changed.
  *
  * Never work twice: a day with a run in flight only gets its stalled chunks
  * re-sent (those whose claim lapsed), and a cleanup range sent less than 30
