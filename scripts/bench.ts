@@ -6,7 +6,8 @@
  *   (node:sqlite → JSON.stringify → zlib), and `sqlite3 -json | gzip -6`
  *   when sqlite3 is installed;
  * - peak anonymous memory (RssAnon) of the local runtime (workerd) while
- *   archiving, and the archive consumer's own peak buffered bytes;
+ *   archiving, each consumer's peak used JS heap (through workerd's
+ *   inspector), and the archive consumer's own peak buffered bytes;
  * - D1 rows read per archived row; object size against gzip -6;
  * - cleanup time and D1 rows written per row deleted;
  * - for the smallest size, the archive with the status polled at 1 Hz (as the
@@ -24,6 +25,7 @@ import { createGzip } from "node:zlib";
 import { portIsFree, startBackgroundStack } from "./dev.ts";
 import { admin, archiveStatus, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
+import { findInspectorPort, sampleHeaps } from "./worker-heap.ts";
 
 const DATE = "2026-01-15";
 
@@ -65,12 +67,22 @@ function descendants(root: number): number[] {
   return out;
 }
 
+/** The stack's workerd processes. */
+function workerdPids(root: number): number[] {
+  return descendants(root).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd");
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** The largest RssAnon (bytes) among the stack's workerd processes. */
 function workerdRssAnon(root: number): number {
   let max = 0;
-  for (const pid of descendants(root)) {
+  for (const pid of workerdPids(root)) {
     try {
-      if (!readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) continue;
       const match = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
       if (match) max = Math.max(max, Number(match[1]) * 1024);
     } catch {}
@@ -165,6 +177,9 @@ interface Result {
   cleanupMs: number;
   rowsDeleted: number;
   rowsWritten: number;
+  /** Peak used JS heap of each consumer's isolate (workerd's inspector), while it worked. */
+  archiveHeap: number;
+  cleanupHeap: number;
 }
 
 async function benchOne(rows: number): Promise<Result> {
@@ -186,6 +201,8 @@ async function benchOne(rows: number): Promise<Result> {
     const sampler = setInterval(() => {
       rssPeak = Math.max(rssPeak, workerdRssAnon(root));
     }, 100);
+    const inspector = await findInspectorPort(workerdPids(root));
+    const archiveHeaps = await sampleHeaps(inspector, ["path-stats-archive-consumer"]);
     const triggered = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
     if (triggered.status !== 202)
       throw new Error(`trigger-archive answered ${triggered.status}: ${JSON.stringify(triggered.json)}`);
@@ -193,13 +210,16 @@ async function benchOne(rows: number): Promise<Result> {
     const archiveMs = Date.parse(archivedRun.timings.archivedAt ?? "") - Date.parse(archivedRun.timings.createdAt);
     clearInterval(sampler);
     rssPeak = Math.max(rssPeak, workerdRssAnon(root));
+    const archiveHeap = (await archiveHeaps.stop())["path-stats-archive-consumer"] ?? 0;
 
     console.log(`[${rows}] cleaning up ...`);
+    const cleanupHeaps = await sampleHeaps(inspector, ["path-stats-cleanup-consumer"]);
     const cleanupStarted = Date.now();
     const cleanup = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
     if (cleanup.status !== 202) throw new Error(`trigger-cleanup answered ${cleanup.status}`);
     const run = await until("cleaned");
     const cleanupMs = Date.parse(run.timings.cleanedAt ?? "") - cleanupStarted;
+    const cleanupHeap = (await cleanupHeaps.stop())["path-stats-cleanup-consumer"] ?? 0;
 
     return {
       rows,
@@ -221,6 +241,8 @@ async function benchOne(rows: number): Promise<Result> {
       cleanupMs,
       rowsDeleted: run.rows.deleted,
       rowsWritten: run.rows.d1RowsWrittenByCleanup,
+      archiveHeap,
+      cleanupHeap,
     };
   } catch (error) {
     console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
@@ -307,6 +329,7 @@ async function main(): Promise<void> {
     "baseline s: sqlite3 -json, gzip -6",
     "ratio",
     "RssAnon peak MiB (before)",
+    "heap peak MiB: archive / cleanup consumer",
     "consumer peak buffered MiB",
     "D1 reads / row: archive + plan",
     "object MiB",
@@ -328,6 +351,7 @@ async function main(): Promise<void> {
       sec(r.sqlite3Ms),
       r.sqlite3Ms === null ? "n/a" : `${(r.archiveMs / r.sqlite3Ms).toFixed(2)}x`,
       `${mib(r.rssPeak)} (${mib(r.rssBefore)})`,
+      `${mib(r.archiveHeap)} / ${mib(r.cleanupHeap)}`,
       mib(r.peakBuffered),
       `${(r.readsArchiving / r.rows).toFixed(4)} + ${(r.readsPlanning / r.rows).toFixed(4)}`,
       mib(r.objectBytes),
@@ -372,6 +396,9 @@ ${pollingLine}
   (node:sqlite → JSON.stringify → zlib), measured in the same run; \`sqlite3 -json | gzip -6\` where sqlite3 is installed.
 - **RssAnon peak**: the largest RssAnon of the stack's workerd processes sampled every 100 ms while archiving
   (anonymous memory; SQLite's file pages are not counted); in brackets, before the archive started.
+- **heap peak**: the largest used JS heap of the archive consumer's isolate while archiving, and of the cleanup
+  consumer's while cleaning, sampled every 100 ms through workerd's inspector (\`Runtime.getHeapUsage\`): what
+  Cloudflare's 128 MB per isolate limits. Garbage not yet collected counts.
 - **consumer peak buffered**: the largest of the chunks' own reports (part buffer plus the page being compressed and the one
   being fetched).
 - **D1 reads / row**: D1's own \`rows_read\` over archived rows, for the chunk reads and for planning (one pass over the

@@ -1,0 +1,99 @@
+/**
+ * The Workers' own JavaScript heap, as Cloudflare limits it (128 MB per
+ * isolate), read through workerd's inspector while a local stack works: the
+ * process's RSS is a different question (SQLite, the allocator, every
+ * isolate together). `wrangler dev` starts workerd with an inspector on a
+ * random port; its `/json` lists each isolate (`core:user:<worker name>`),
+ * and `Runtime.getHeapUsage` over that isolate's WebSocket answers
+ * `usedSize`.
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+/** TCP ports that `pids` listen on, from /proc (no ss or lsof needed). */
+function listeningPorts(pids: number[]): number[] {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        const link = readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: "utf8" });
+        const match = /^socket:\[(\d+)\]$/.exec(link);
+        if (match?.[1]) inodes.add(match[1]);
+      }
+    } catch {}
+  }
+  const ports: number[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let lines: string[] = [];
+    try {
+      lines = readFileSync(table, "utf8").split("\n").slice(1);
+    } catch {}
+    for (const line of lines) {
+      const fields = line.trim().split(/\s+/);
+      // local_address is fields[1] (hex ip:port), st is fields[3] (0A = LISTEN), inode is fields[9].
+      if (fields[3] === "0A" && inodes.has(fields[9] ?? "")) {
+        ports.push(Number.parseInt(fields[1]?.split(":")[1] ?? "0", 16));
+      }
+    }
+  }
+  return ports;
+}
+
+/** The inspector port among the workerd processes' ports: the one whose /json lists user workers. */
+export async function findInspectorPort(workerdPids: number[]): Promise<number> {
+  for (const port of listeningPorts(workerdPids)) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/json`, { signal: AbortSignal.timeout(1000) });
+      const list = (await response.json()) as { id?: string }[];
+      if (Array.isArray(list) && list.some((t) => t.id?.startsWith("core:user:"))) return port;
+    } catch {}
+  }
+  throw new Error(`no workerd inspector listing user workers among pids ${workerdPids.join(", ")}`);
+}
+
+export interface HeapSampler {
+  /** Stops sampling; the largest used heap (bytes) seen per worker. */
+  stop(): Promise<Record<string, number>>;
+}
+
+/** Samples each worker's used heap every `intervalMs` until stopped. */
+export async function sampleHeaps(port: number, workers: string[], intervalMs = 100): Promise<HeapSampler> {
+  const list = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as {
+    id: string;
+    webSocketDebuggerUrl: string;
+  }[];
+  const peaks: Record<string, number> = {};
+  const sockets: WebSocket[] = [];
+  for (const worker of workers) {
+    const target = list.find((t) => t.id === `core:user:${worker}`);
+    if (!target) throw new Error(`the inspector lists no worker ${worker}`);
+    const socket = new WebSocket(target.webSocketDebuggerUrl);
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = () => reject(new Error(`cannot open the inspector of ${worker}`));
+    });
+    peaks[worker] = 0;
+    // Events (an execution context created, …) come too: only answers carry a usedSize.
+    socket.onmessage = (message) => {
+      const answer = JSON.parse(String(message.data)) as { result?: { usedSize?: number } };
+      const used = answer.result?.usedSize;
+      if (typeof used === "number") peaks[worker] = Math.max(peaks[worker] ?? 0, used);
+    };
+    sockets.push(socket);
+  }
+  let id = 0;
+  const timer = setInterval(() => {
+    for (const socket of sockets) {
+      if (socket.readyState === WebSocket.OPEN)
+        socket.send(JSON.stringify({ id: ++id, method: "Runtime.getHeapUsage" }));
+    }
+  }, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      // Answers to the last requests.
+      await new Promise((resolve) => setTimeout(resolve, intervalMs * 2));
+      for (const socket of sockets) socket.close();
+      return { ...peaks };
+    },
+  };
+}
