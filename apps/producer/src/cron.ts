@@ -1,5 +1,5 @@
 import { addDays, errorMessage, logEvent, readConfig, utcDate } from "@path-stats/shared";
-import { closedDatesWithRows } from "./days-in-d1.ts";
+import { closedDaysInD1 } from "./days-in-d1.ts";
 import { announceChanges } from "./monitoring/alerts.ts";
 import { evaluateHealth } from "./monitoring/health.ts";
 import { planArchive } from "./plan-archive.ts";
@@ -40,7 +40,7 @@ export async function runCron(env: Env, now: Date): Promise<void> {
   const today = utcDate(now);
   const failures: string[] = [];
 
-  const closed = await closedDatesWithRows(env.D1, today);
+  const closed = (await closedDaysInD1(env.D1, today)).days.map((d) => d.date);
   const latest = await latestRunStatus(env.D1, closed);
   let planned = 0;
   for (const date of closed) {

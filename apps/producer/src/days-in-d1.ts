@@ -1,8 +1,16 @@
+/** A closed day that still has rows in D1, with the newest id among them. */
+export interface DayInD1 {
+  date: string;
+  newestId: number;
+}
+
 /**
- * The dates that still have rows in D1, before `today`, found with one index
- * seek per date (a recursive skip-scan) instead of a scan of every row.
+ * The dates that still have rows in D1, before `today`, each with its newest
+ * id, in one statement: one index seek per date to find it (a recursive
+ * skip-scan) and one more for its newest id, never a scan of every row.
+ * `rowsRead` is D1's own count.
  */
-export async function closedDatesWithRows(db: D1Database, today: string): Promise<string[]> {
+export async function closedDaysInD1(db: D1Database, today: string): Promise<{ days: DayInD1[]; rowsRead: number }> {
   const result = await db
     .prepare(
       `WITH RECURSIVE dates(d) AS (
@@ -10,9 +18,10 @@ export async function closedDatesWithRows(db: D1Database, today: string): Promis
          UNION ALL
          SELECT (SELECT MIN(event_date) FROM traffic_events WHERE event_date > d) FROM dates WHERE d IS NOT NULL
        )
-       SELECT d AS date FROM dates WHERE d IS NOT NULL AND d < ?1`,
+       SELECT d AS date, (SELECT MAX(id) FROM traffic_events WHERE event_date = d) AS newestId
+       FROM dates WHERE d IS NOT NULL AND d < ?1`,
     )
     .bind(today)
-    .all<{ date: string }>();
-  return result.results.map((r) => r.date);
+    .all<DayInD1>();
+  return { days: result.results, rowsRead: result.meta.rows_read };
 }

@@ -1,5 +1,5 @@
 import { addDays, readConfig, utcDate } from "@path-stats/shared";
-import { closedDatesWithRows } from "../days-in-d1.ts";
+import { closedDaysInD1 } from "../days-in-d1.ts";
 
 export type ProblemCode =
   | "day_not_archived"
@@ -110,25 +110,20 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     0,
   );
 
-  const daysInD1 = await closedDatesWithRows(db, today);
-  const newestIds = daysInD1.length
-    ? await db.batch(
-        daysInD1.map((date) => db.prepare("SELECT MAX(id) AS id FROM traffic_events WHERE event_date = ?1").bind(date)),
-      )
-    : [];
-  d1RowsRead += daysInD1.length + newestIds.reduce((sum, r) => sum + r.meta.rows_read, 0);
+  const inD1 = await closedDaysInD1(db, today);
+  const daysInD1 = inD1.days.map((d) => d.date);
+  d1RowsRead += inD1.rowsRead;
 
   const problems: Problem[] = [];
   const byDate = new Map<string, RunFacts[]>();
   for (const run of runs) byDate.set(run.date, [...(byDate.get(run.date) ?? []), run]);
 
-  for (const [i, date] of daysInD1.entries()) {
+  for (const { date, newestId } of inD1.days) {
     const deadline = new Date(Date.parse(`${addDays(date, 1)}T00:00:00Z`) + config.ARCHIVE_DEADLINE_HOURS * 3600_000);
     if (now < deadline) continue;
     const dayRuns = byDate.get(date) ?? [];
     if (dayRuns.some((r) => r.status === "archiving" || r.status === "finalizing")) continue;
     if (dayRuns.at(-1)?.status === "failed") continue; // reported as run_failed
-    const newestId = (newestIds[i]?.results[0] as { id: number | null } | undefined)?.id ?? 0;
     const archivedUpTo = Math.max(...dayRuns.filter((r) => r.status === "archived").map((r) => r.rowid_hi), -Infinity);
     if (newestId <= archivedUpTo) continue;
     problems.push({

@@ -1,5 +1,5 @@
 import { utcDate } from "@path-stats/shared";
-import { closedDatesWithRows } from "../days-in-d1.ts";
+import { closedDaysInD1 } from "../days-in-d1.ts";
 import type { Health } from "./health.ts";
 
 type Sample = [labels: Record<string, string>, value: number];
@@ -50,7 +50,7 @@ export async function metricsText(db: D1Database, now: Date, health: Health): Pr
   }[];
   const chunks = (chunksResult?.results[0] ?? {}) as Record<string, number>;
   const letters = (lettersResult?.results[0] ?? {}) as { total: number; pending: number };
-  const daysInD1 = await closedDatesWithRows(db, utcDate(now));
+  const { days: daysInD1 } = await closedDaysInD1(db, utcDate(now));
   const archived = runs.find((r) => r.status === "archived");
   const problemCodes = new Map<string, number>();
   for (const p of health.problems) problemCodes.set(p.code, (problemCodes.get(p.code) ?? 0) + 1);

@@ -1,5 +1,5 @@
 import { addDays, utcDate } from "@path-stats/shared";
-import { closedDatesWithRows } from "../days-in-d1.ts";
+import { closedDaysInD1 } from "../days-in-d1.ts";
 import { type DayState, dayState } from "../status.ts";
 
 interface RunSummary {
@@ -68,18 +68,10 @@ export async function overview(db: D1Database, now: Date, days: number) {
       m,
     ]),
   );
-  const inD1 = (await closedDatesWithRows(db, today)).filter((d) => d >= first);
-  const newest = inD1.length
-    ? await db.batch(
-        inD1.map((d) => db.prepare("SELECT MAX(id) AS id FROM traffic_events WHERE event_date = ?1").bind(d)),
-      )
-    : [];
-  const newestId = new Map(inD1.map((d, i) => [d, (newest[i]?.results[0] as { id: number } | undefined)?.id ?? 0]));
-  const d1RowsRead =
-    (runsResult?.meta.rows_read ?? 0) +
-    (metaResult?.meta.rows_read ?? 0) +
-    inD1.length +
-    newest.reduce((sum, r) => sum + r.meta.rows_read, 0);
+  const stillInD1 = await closedDaysInD1(db, today);
+  const newestId = new Map(stillInD1.days.filter((d) => d.date >= first).map((d) => [d.date, d.newestId]));
+  const inD1 = [...newestId.keys()];
+  const d1RowsRead = (runsResult?.meta.rows_read ?? 0) + (metaResult?.meta.rows_read ?? 0) + stillInD1.rowsRead;
 
   const byDate = new Map<string, RunSummary[]>();
   for (const run of runs) byDate.set(run.date, [...(byDate.get(run.date) ?? []), run]);
