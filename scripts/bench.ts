@@ -15,7 +15,7 @@
  * Prints a table and writes bench/RESULTS.md.
  */
 import { execSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -26,6 +26,7 @@ import { portIsFree, startBackgroundStack } from "./dev.ts";
 import { admin, archiveStatus, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
 import { findInspectorPort, sampleHeaps } from "./worker-heap.ts";
+import { workerdPids } from "./workerd-processes.ts";
 
 const DATE = "2026-01-15";
 
@@ -43,40 +44,6 @@ type RunView = {
   timings: { createdAt: string; archivedAt: string | null; cleanedAt: string | null };
 };
 type Status = { status: string; runs: RunView[] };
-
-/** workerd processes started by the stack (its descendants). */
-function descendants(root: number): number[] {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      parents.set(Number(entry), ppid);
-    } catch {}
-  }
-  const out: number[] = [];
-  for (const pid of parents.keys()) {
-    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p)) {
-      if (p === root) {
-        out.push(pid);
-        break;
-      }
-    }
-  }
-  return out;
-}
-
-/** The stack's workerd processes. */
-function workerdPids(root: number): number[] {
-  return descendants(root).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd");
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** The largest RssAnon (bytes) among the stack's workerd processes. */
 function workerdRssAnon(root: number): number {

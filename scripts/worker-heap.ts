@@ -97,3 +97,106 @@ export async function sampleHeaps(port: number, workers: string[], intervalMs = 
     },
   };
 }
+
+/** One DevTools session with a worker's isolate: commands answered by id, events to a listener. */
+export interface InspectorSession {
+  send<T = unknown>(method: string, params?: Record<string, unknown>): Promise<T>;
+  onEvent(listener: (method: string, params: Record<string, unknown>) => void): void;
+  close(): void;
+}
+
+export async function openInspector(port: number, worker: string): Promise<InspectorSession> {
+  const list = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as {
+    id: string;
+    webSocketDebuggerUrl: string;
+  }[];
+  const target = list.find((t) => t.id === `core:user:${worker}`);
+  if (!target) throw new Error(`the inspector lists no worker ${worker}`);
+  const socket = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error(`cannot open the inspector of ${worker}`));
+  });
+  let nextId = 0;
+  const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  const listeners: ((method: string, params: Record<string, unknown>) => void)[] = [];
+  socket.onmessage = (message) => {
+    const data = JSON.parse(String(message.data)) as {
+      id?: number;
+      result?: unknown;
+      error?: { message: string };
+      method?: string;
+      params?: Record<string, unknown>;
+    };
+    if (data.id !== undefined) {
+      const waiter = pending.get(data.id);
+      pending.delete(data.id);
+      if (data.error) waiter?.reject(new Error(data.error.message));
+      else waiter?.resolve(data.result);
+    } else if (data.method) {
+      for (const listener of listeners) listener(data.method, data.params ?? {});
+    }
+  };
+  return {
+    send<T>(method: string, params: Record<string, unknown> = {}) {
+      const id = ++nextId;
+      socket.send(JSON.stringify({ id, method, params }));
+      return new Promise<T>((resolve, reject) => pending.set(id, { resolve: resolve as (v: unknown) => void, reject }));
+    },
+    onEvent(listener) {
+      listeners.push(listener);
+    },
+    close() {
+      socket.close();
+    },
+  };
+}
+
+export interface HeapGroup {
+  type: string;
+  name: string;
+  count: number;
+  bytes: number;
+}
+
+/**
+ * A heap snapshot of the isolate (live objects only: taking one collects
+ * garbage first), summed by node type and constructor name, largest first.
+ */
+export async function heapSnapshotSummary(session: InspectorSession): Promise<{ total: number; groups: HeapGroup[] }> {
+  const pieces: string[] = [];
+  session.onEvent((method, params) => {
+    if (method === "HeapProfiler.addHeapSnapshotChunk") pieces.push(String(params.chunk));
+  });
+  await session.send("HeapProfiler.enable");
+  await session.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  const snapshot = JSON.parse(pieces.join("")) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snapshot.snapshot.meta.node_fields;
+  const typeNames = snapshot.snapshot.meta.node_types[0];
+  const [typeAt, nameAt, sizeAt] = ["type", "name", "self_size"].map((f) => fields.indexOf(f)) as [
+    number,
+    number,
+    number,
+  ];
+  const groups = new Map<string, HeapGroup>();
+  let total = 0;
+  for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
+    const type = typeNames[snapshot.nodes[i + typeAt] as number] ?? "?";
+    // Strings are grouped as strings, not by their content.
+    const name = ["string", "concatenated string", "sliced string", "number"].includes(type)
+      ? `(${type})`
+      : (snapshot.strings[snapshot.nodes[i + nameAt] as number] ?? "?").slice(0, 60);
+    const bytes = snapshot.nodes[i + sizeAt] as number;
+    total += bytes;
+    const key = `${type}\u0000${name}`;
+    const group = groups.get(key) ?? { type, name, count: 0, bytes: 0 };
+    group.count++;
+    group.bytes += bytes;
+    groups.set(key, group);
+  }
+  return { total, groups: [...groups.values()].sort((a, b) => b.bytes - a.bytes) };
+}

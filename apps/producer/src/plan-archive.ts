@@ -1,14 +1,18 @@
 import {
   type ArchiveChunkMessage,
   type Config,
+  cutSpan,
+  estimatePieces,
   firstPartOf,
   gzipSize,
   jsonLine,
   logEvent,
   manifestKey,
   objectKey,
+  PROBE_ROWS,
   parseClosedDate,
   partsPerChunkReserved,
+  probeStarts,
   type RunRow,
   readConfig,
   rowsPerChunk,
@@ -275,19 +279,10 @@ async function sampleGzBytesPerRow(
   return { gzBytesPerRow: gz / Math.max(rows.length, 1), rowsRead };
 }
 
-/** Probes per interval, and rows each: a few hundred index entries, whatever the day's size. */
-const DENSITY_PROBES = 8;
-const PROBE_ROWS = 64;
-
 /**
- * Cuts [lo, hi] into contiguous rowid ranges of about `perChunk` rows of the
- * date, from the span and the sampled density instead of a walk over every
- * index entry: a few short probes spread over the interval count how many of
- * the date's rows lie in the ids they cover, the interval's rows are
- * estimated from that, and the interval is cut into id widths of `perChunk`
- * rows each (the last takes the rest). Rows of other dates in between (days
- * interleaved in the id space) only lower the density. A chunk that comes out larger than estimated spills into its
- * reserved parts; the chunks still tile [lo, hi] with no gap.
+ * Cuts [lo, hi] into consecutive rowid ranges of about `perChunk` rows of the
+ * date, from probes of the span instead of a walk over every index entry
+ * (see `estimatePieces` and `cutSpan`).
  */
 async function cutRange(
   db: D1Database,
@@ -297,40 +292,19 @@ async function cutRange(
   perChunk: number,
 ): Promise<{ chunks: PlannedChunk[]; rowsRead: number }> {
   const probe = db.prepare(
-    `SELECT COUNT(*) AS n, MAX(id) AS last FROM (
+    `SELECT COUNT(*) AS n, MIN(id) AS first, MAX(id) AS last FROM (
        SELECT id FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`,
   );
-  const span = hi - lo + 1;
-  const starts = new Set<number>();
-  for (let p = 0; p < DENSITY_PROBES; p++) starts.add(lo + Math.floor((p * span) / DENSITY_PROBES));
-  const probes = await db.batch<{ n: number; last: number | null }>(
-    [...starts].map((start) => probe.bind(date, start, hi, PROBE_ROWS)),
+  const starts = probeStarts(lo, hi);
+  const answers = await db.batch<{ n: number; first: number | null; last: number | null }>(
+    starts.map((start) => probe.bind(date, start, hi, PROBE_ROWS)),
   );
-  let sampled = 0;
-  let covered = 0;
-  let coveredUpTo = lo - 1;
-  for (const [i, start] of [...starts].entries()) {
-    // On a small interval a probe may start inside what an earlier one saw: counting it would count rows twice.
-    if (start <= coveredUpTo) continue;
-    const { n = 0, last = null } = probes[i]?.results[0] ?? {};
-    // A probe that found fewer rows than it asked for saw everything up to hi.
-    const end = n < PROBE_ROWS || last === null ? hi : last;
-    sampled += n;
-    covered += end - start + 1;
-    coveredUpTo = end;
-  }
-  const rowsRead = probes.reduce((sum, r) => sum + r.meta.rows_read, 0);
-  const density = sampled / Math.max(covered, 1); // rows of the date per id
-  const estimated = Math.max(1, Math.round(density * span));
-  // Every chunk but the last gets the id width of `perChunk` rows, so it fills its parts as planned;
-  // the last takes what is left.
-  const width = Math.max(1, Math.floor(perChunk / Math.max(density, 1e-12)));
-  const chunks: PlannedChunk[] = [];
-  for (let rowidLo = lo; rowidLo <= hi; rowidLo += width) {
-    const rowidHi = hi - rowidLo < width ? hi : rowidLo + width - 1;
-    const rows = rowidHi === hi ? Math.max(0, estimated - chunks.length * perChunk) : perChunk;
-    chunks.push({ rowidLo, rowidHi, rows });
-    if (rowidHi === hi) break;
-  }
-  return { chunks, rowsRead };
+  const probes = starts.map((start, i) => {
+    const { n = 0, first = null, last = null } = answers[i]?.results[0] ?? {};
+    return { start, rows: n, first, last };
+  });
+  return {
+    chunks: cutSpan(lo, hi, perChunk, estimatePieces(lo, hi, probes)),
+    rowsRead: answers.reduce((sum, r) => sum + r.meta.rows_read, 0),
+  };
 }

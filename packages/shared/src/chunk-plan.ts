@@ -27,3 +27,134 @@ export function partsPerChunkReserved(chunkCount: number): number {
 export function firstPartOf(chunkIndex: number, reservedParts: number): number {
   return chunkIndex * reservedParts + 1;
 }
+
+/*
+ * Planning a day from its id span. A few short probes spread over the span
+ * say where the date's rows lie; the span is cut where the estimated count
+ * reaches each chunk's share. Chunks then hold about, not exactly, the
+ * planned rows (a larger one spills into its reserved parts), and planning
+ * reads a couple of thousand index entries whatever the day's size. The D1
+ * queries live in the producer (plan-archive.ts); this is what they feed.
+ */
+
+/** What one probe saw: the first `PROBE_ROWS` ids of the date at or after `start` (at most `hi`). */
+export interface DensityProbe {
+  start: number;
+  /** Rows found (fewer than asked: the probe saw every row of the date up to hi). */
+  rows: number;
+  first: number | null;
+  last: number | null;
+}
+
+/**
+ * Rows per probe, and probes per interval: one per 6 400 ids (reading at most
+ * 1% of the span), at least 8 and at most 32 (about 2 000 index entries
+ * however large the day).
+ */
+export const PROBE_ROWS = 64;
+export const MIN_PROBES = 8;
+export const MAX_PROBES = 32;
+
+/** Where the probes of [lo, hi] start: evenly spread, the first at lo. */
+export function probeStarts(lo: number, hi: number): number[] {
+  const span = hi - lo + 1;
+  const probes = Math.min(MAX_PROBES, Math.max(MIN_PROBES, Math.floor(span / (100 * PROBE_ROWS))));
+  const starts = new Set<number>();
+  for (let p = 0; p < probes; p++) starts.add(lo + Math.floor((p * span) / probes));
+  return [...starts];
+}
+
+/** A stretch of ids holding about `rows` of the date, spread evenly over it. */
+export interface Piece {
+  lo: number;
+  hi: number;
+  rows: number;
+}
+
+/**
+ * The span [lo, hi] as consecutive pieces with estimated rows. A probe tells
+ * three things: no row of the date lies between its start and the first id it
+ * found; its rows lie between that first and last id; and, until the next
+ * probe's start, rows continue at the density it saw. Stretches a probe
+ * already covered are not counted again.
+ */
+export function estimatePieces(
+  lo: number,
+  hi: number,
+  probes: readonly DensityProbe[],
+  probeRows = PROBE_ROWS,
+): Piece[] {
+  const sorted = [...probes].sort((a, b) => a.start - b.start);
+  const pieces: Piece[] = [];
+  let next = lo; // first id not yet in a piece
+  const push = (pieceLo: number, pieceHi: number, rows: number) => {
+    if (pieceHi >= pieceLo) pieces.push({ lo: pieceLo, hi: pieceHi, rows });
+  };
+  for (const [i, probe] of sorted.entries()) {
+    if (probe.start < next) continue; // inside what an earlier probe saw
+    // Probes start at lo and each one's density reaches the next: nothing lies between them.
+    push(next, probe.start - 1, 0);
+    if (probe.rows === 0 || probe.first === null || probe.last === null) {
+      push(probe.start, hi, 0);
+      next = hi + 1;
+      break;
+    }
+    push(probe.start, probe.first - 1, 0);
+    push(probe.first, probe.last, probe.rows);
+    next = probe.last + 1;
+    if (probe.rows < probeRows) {
+      // It saw every row up to hi.
+      push(next, hi, 0);
+      next = hi + 1;
+      break;
+    }
+    // Density from the probe's start, empty stretch included, until the next probe that starts beyond
+    // what this one saw.
+    const density = probe.rows / (probe.last - probe.start + 1);
+    const following = sorted.slice(i + 1).find((q) => q.start > next)?.start ?? hi + 1;
+    const until = Math.min(hi, following - 1);
+    if (until >= next) {
+      push(next, until, density * (until - next + 1));
+      next = until + 1;
+    }
+  }
+  push(next, hi, 0);
+  return pieces;
+}
+
+export interface SpanChunk {
+  rowidLo: number;
+  rowidHi: number;
+  /** Estimated rows of the date in the range. */
+  rows: number;
+}
+
+/**
+ * Cuts [lo, hi] into consecutive ranges of about `perChunk` estimated rows
+ * each (the last takes the rest), tiling the span with no gap or overlap.
+ */
+export function cutSpan(lo: number, hi: number, perChunk: number, pieces: readonly Piece[]): SpanChunk[] {
+  const chunks: SpanChunk[] = [];
+  let chunkLo = lo;
+  let filled = 0;
+  for (const piece of pieces) {
+    let at = piece.lo; // first id of the piece not yet in a chunk
+    let left = piece.rows; // its estimated rows from `at` on
+    const density = piece.rows / (piece.hi - piece.lo + 1);
+    while (filled + left >= perChunk && density > 0) {
+      // The chunk ends where its share is reached, inside this piece.
+      const ids = Math.max(1, Math.ceil((perChunk - filled) / density));
+      const end = Math.min(piece.hi, at + ids - 1);
+      if (end >= hi) break;
+      chunks.push({ rowidLo: chunkLo, rowidHi: end, rows: perChunk });
+      left -= Math.min(left, (end - at + 1) * density);
+      chunkLo = end + 1;
+      at = end + 1;
+      filled = 0;
+      if (at > piece.hi) break;
+    }
+    filled += left;
+  }
+  chunks.push({ rowidLo: chunkLo, rowidHi: hi, rows: Math.max(0, Math.round(filled)) });
+  return chunks;
+}

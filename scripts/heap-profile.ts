@@ -1,0 +1,127 @@
+/**
+ * `pnpm heap-profile -- [--rows 1000000] [--at 3]`: what holds each
+ * consumer's JavaScript heap. On a fresh local stack, archives and then
+ * cleans one seeded day; while each consumer works it samples the isolate's
+ * used heap about every 100 ms and, from `--at` seconds in, takes a few heap
+ * snapshots (each collects garbage first, so its total is the live heap),
+ * summed by constructor. Prints the peaks and the largest snapshot's biggest
+ * groups; writes them to .artifacts/heap/. (workerd's inspector does not
+ * answer HeapProfiler.collectGarbage, so snapshots are the way to the live
+ * size.)
+ */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startBackgroundStack } from "./dev.ts";
+import { admin, archiveStatus, cliArgs, localD1File, ROOT, sleep } from "./lib.ts";
+import { seedInWorker } from "./seed.ts";
+import { findInspectorPort, type HeapGroup, heapSnapshotSummary, openInspector } from "./worker-heap.ts";
+import { workerdPids } from "./workerd-processes.ts";
+
+const DATE = "2026-01-15";
+const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
+const SNAPSHOTS = 4;
+const SNAPSHOT_EVERY_S = 4;
+
+async function profile(
+  port: number,
+  worker: string,
+  start: () => Promise<void>,
+  done: () => Promise<boolean>,
+  atSeconds: number,
+): Promise<string> {
+  const session = await openInspector(port, worker);
+  let used = 0;
+  let backing = 0;
+  let largest: { at: number; usedBefore: number; total: number; groups: HeapGroup[] } | null = null;
+  let snapshots = 0;
+  await start();
+  const started = Date.now();
+  while (!(await done())) {
+    const usage = await session.send<{ usedSize: number; backingStorageSize: number }>("Runtime.getHeapUsage");
+    used = Math.max(used, usage.usedSize);
+    backing = Math.max(backing, usage.backingStorageSize);
+    const seconds = (Date.now() - started) / 1000;
+    // A snapshot collects garbage first: its total is the live heap at that moment.
+    if (snapshots < SNAPSHOTS && seconds >= atSeconds + snapshots * SNAPSHOT_EVERY_S) {
+      snapshots++;
+      const summary = await heapSnapshotSummary(session);
+      if (!largest || summary.total > largest.total) {
+        largest = { at: Math.round(seconds), usedBefore: usage.usedSize, ...summary };
+      }
+    }
+    await sleep(100);
+  }
+  session.close();
+  const lines = [
+    `${worker}: peak used heap ${mib(used)} MiB (garbage included), peak ArrayBuffer backing stores ${mib(backing)} MiB`,
+  ];
+  if (!largest) lines.push("(finished before the first snapshot)");
+  else {
+    lines.push(
+      `largest of ${snapshots} snapshots (${atSeconds} s in, then every ${SNAPSHOT_EVERY_S} s): ${largest.at} s in, ` +
+        `${mib(largest.total)} MiB live, used ${mib(largest.usedBefore)} MiB just before`,
+      ...largest.groups
+        .slice(0, 25)
+        .map((g) => `${mib(g.bytes).padStart(7)} MiB ${String(g.count).padStart(8)}  ${g.type}  ${g.name}`),
+    );
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: cliArgs(),
+    options: { rows: { type: "string", default: "1000000" }, at: { type: "string", default: "3" } },
+  });
+  const rows = Number(values.rows);
+  const at = Number(values.at);
+  if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows must be a positive integer, got ${values.rows}`);
+  if (!(at >= 0)) throw new Error(`--at must be seconds, got ${values.at}`);
+  const stateDir = join(ROOT, ".wrangler", "heap-profile-state");
+  rmSync(stateDir, { recursive: true, force: true });
+  const stack = await startBackgroundStack(stateDir);
+  try {
+    console.log(`seeding ${rows} rows ...`);
+    await seedInWorker(DATE, rows, localD1File(stateDir));
+    const port = await findInspectorPort(workerdPids(stack.pid));
+    const state = async () => (await archiveStatus<{ status: string }>(DATE)).status;
+    const trigger = (action: string) => async () => {
+      const res = await admin("POST", `/admin/trigger-${action}?date=${DATE}`, undefined, { idempotent: true });
+      if (res.status !== 202) throw new Error(`trigger-${action} answered ${res.status}: ${JSON.stringify(res.json)}`);
+    };
+    console.log("archiving ...");
+    const archive = await profile(
+      port,
+      "path-stats-archive-consumer",
+      trigger("archive"),
+      async () => (await state()) === "archived",
+      at,
+    );
+    console.log(archive);
+    console.log("cleaning up ...");
+    const cleanup = await profile(
+      port,
+      "path-stats-cleanup-consumer",
+      trigger("cleanup"),
+      async () => (await state()) === "cleaned",
+      at,
+    );
+    console.log(cleanup);
+    const dir = join(ROOT, ".artifacts", "heap");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `heap-${rows}.txt`), `${archive}\n\n${cleanup}\n`);
+    console.log(`written to .artifacts/heap/heap-${rows}.txt`);
+  } catch (error) {
+    console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
+    throw error;
+  } finally {
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(`heap-profile failed: ${error instanceof Error ? error.message : error}`);
+  process.exitCode = 1;
+});
