@@ -147,6 +147,23 @@ interface Result {
   /** Peak used JS heap of each consumer's isolate (workerd's inspector), while it worked. */
   archiveHeap: number;
   cleanupHeap: number;
+  /** Summed over the chunks (archive) and ranges (cleanup), from the stack's log. */
+  archiveStages: Record<string, number>;
+  cleanupStages: Record<string, number>;
+}
+
+/** The `stagesMs` of every `event` line in the log, summed by stage. */
+function summedStages(log: string, event: string): Record<string, number> {
+  const sums: Record<string, number> = {};
+  for (const line of log.split("\n")) {
+    const start = line.indexOf(`{"event":"${event}"`);
+    if (start === -1) continue;
+    try {
+      const stages = (JSON.parse(line.slice(start)) as { stagesMs?: Record<string, number> }).stagesMs ?? {};
+      for (const [stage, ms] of Object.entries(stages)) sums[stage] = (sums[stage] ?? 0) + ms;
+    } catch {}
+  }
+  return sums;
 }
 
 async function benchOne(rows: number): Promise<Result> {
@@ -210,6 +227,8 @@ async function benchOne(rows: number): Promise<Result> {
       rowsWritten: run.rows.d1RowsWrittenByCleanup,
       archiveHeap,
       cleanupHeap,
+      archiveStages: summedStages(stack.log(), "archive.chunk_archived"),
+      cleanupStages: summedStages(stack.log(), "cleanup.range_cleaned"),
     };
   } catch (error) {
     console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
@@ -336,7 +355,15 @@ async function main(): Promise<void> {
     `Status polled at 1 Hz during a ${pollingRows.toLocaleString("en-US")}-row archive: ${sec(polling.polledMs)} s, ` +
     `against ${sec(polling.unpolledMs[0])} s and ${sec(polling.unpolledMs[1])} s not polled (before and after it): ` +
     `${(polling.polledMs / unpolledMean).toFixed(3)}x their mean.`;
-  console.log(`\n${table}\n\n${pollingLine}\n`);
+  const stageLines = results.map((r) => {
+    const list = (stages: Record<string, number>) =>
+      Object.entries(stages)
+        .map(([stage, ms]) => `${stage} ${sec(ms)}`)
+        .join(", ");
+    return `- ${r.rows.toLocaleString("en-US")} rows: archive chunks (s, summed over chunks): ${list(r.archiveStages)}; cleanup ranges: ${list(r.cleanupStages)}`;
+  });
+  const stagesText = `Where the time went (each chunk's and range's own clock, local runtime):\n\n${stageLines.join("\n")}`;
+  console.log(`\n${table}\n\n${pollingLine}\n\n${stagesText}\n`);
   for (const r of results) {
     if (r.rawBytes !== r.baselineRawBytes)
       console.log(`note: archive JSON Lines ${r.rawBytes} bytes, baseline ${r.baselineRawBytes} bytes`);
@@ -357,6 +384,12 @@ ${table}
 
 ${pollingLine}
 
+${stagesText}
+
+- **stages**: d1Wait is waiting for a D1 page (fetched one page ahead), encode is rows to JSON Lines, digest the
+  SHA-256, compressWait the reading side waiting on the compressor, upload the part uploads, total the chunk's wall
+  time; the reading and uploading sides overlap, so stages add up to more than total. Cleanup: verify is the
+  read-back check of the range's member, read the second read that feeds the deletes, delete the DELETE statements.
 - **archive s**: from the run's planning (\`created_at\`, at \`POST /admin/trigger-archive\`) to its \`archived_at\`:
   planning, every chunk, finalization. Cleanup likewise, from the trigger to the run's \`cleaned_at\`.
 - **baseline**: the same rows as JSON Lines (the same bytes the archive holds) through zlib level 6, in one Node stream
@@ -368,8 +401,8 @@ ${pollingLine}
   Cloudflare's 128 MB per isolate limits. Garbage not yet collected counts.
 - **consumer peak buffered**: the largest of the chunks' own reports (part buffer plus the page being compressed and the one
   being fetched).
-- **D1 reads / row**: D1's own \`rows_read\` over archived rows, for the chunk reads and for planning (one pass over the
-  (event_date, id) index plus a 0.3% sample).
+- **D1 reads / row**: D1's own \`rows_read\` over archived rows, for the chunk reads and for planning (probes of the (event_date, id) index
+  spread over the day's id span, plus a gzip-size sample).
 - **size ratio**: the archive object over gzip -6 of the same JSON Lines; the difference is the padding of each non-final
   chunk's last part and the gzip member headers.
 - **rows written / row deleted**: D1's \`rows_written\` for the cleanup's DELETEs and their progress counts, per row deleted

@@ -1,5 +1,5 @@
 /**
- * `pnpm heap-profile -- [--rows 1000000] [--at 3]`: what holds each
+ * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0]`: what holds each
  * consumer's JavaScript heap. On a fresh local stack, archives and then
  * cleans one seeded day; while each consumer works it samples the isolate's
  * used heap about every 100 ms and, from `--at` seconds in, takes a few heap
@@ -7,7 +7,8 @@
  * summed by constructor. Prints the peaks and the largest snapshot's biggest
  * groups; writes them to .artifacts/heap/. (workerd's inspector does not
  * answer HeapProfiler.collectGarbage, so snapshots are the way to the live
- * size.)
+ * size.) With `--cpu-ms`, each consumer's CPU and the local D1's are first
+ * sampled for that long and their busiest functions printed.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +16,13 @@ import { parseArgs } from "node:util";
 import { startBackgroundStack } from "./dev.ts";
 import { admin, archiveStatus, cliArgs, localD1File, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
-import { findInspectorPort, type HeapGroup, heapSnapshotSummary, openInspector } from "./worker-heap.ts";
+import {
+  cpuProfileSummary,
+  findInspectorPort,
+  type HeapGroup,
+  heapSnapshotSummary,
+  openInspector,
+} from "./worker-heap.ts";
 import { workerdPids } from "./workerd-processes.ts";
 
 const DATE = "2026-01-15";
@@ -29,6 +36,7 @@ async function profile(
   start: () => Promise<void>,
   done: () => Promise<boolean>,
   atSeconds: number,
+  cpuMs: number,
 ): Promise<string> {
   const session = await openInspector(port, worker);
   let used = 0;
@@ -36,6 +44,22 @@ async function profile(
   let largest: { at: number; usedBefore: number; total: number; groups: HeapGroup[] } | null = null;
   let snapshots = 0;
   await start();
+  if (cpuMs) {
+    const d1 = await openInspector(port, "d1:db").catch(() => null);
+    const [own, database] = await Promise.all([
+      cpuProfileSummary(session, Number(cpuMs)),
+      d1 ? cpuProfileSummary(d1, Number(cpuMs)) : null,
+    ]);
+    d1?.close();
+    for (const [name, cpu] of [
+      [worker, own],
+      ["d1:db", database],
+    ] as const) {
+      if (!cpu) continue;
+      console.log(`${name}: CPU self time over ${Math.round(cpu.totalMs)} ms`);
+      for (const f of cpu.functions.slice(0, 20)) console.log(`${f.ms.toFixed(0).padStart(7)} ms  ${f.name}`);
+    }
+  }
   const started = Date.now();
   while (!(await done())) {
     const usage = await session.send<{ usedSize: number; backingStorageSize: number }>("Runtime.getHeapUsage");
@@ -72,10 +96,15 @@ async function profile(
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: cliArgs(),
-    options: { rows: { type: "string", default: "1000000" }, at: { type: "string", default: "3" } },
+    options: {
+      rows: { type: "string", default: "1000000" },
+      at: { type: "string", default: "3" },
+      "cpu-ms": { type: "string", default: "0" },
+    },
   });
   const rows = Number(values.rows);
   const at = Number(values.at);
+  const cpuMs = Number(values["cpu-ms"]);
   if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows must be a positive integer, got ${values.rows}`);
   if (!(at >= 0)) throw new Error(`--at must be seconds, got ${values.at}`);
   const stateDir = join(ROOT, ".wrangler", "heap-profile-state");
@@ -97,6 +126,7 @@ async function main(): Promise<void> {
       trigger("archive"),
       async () => (await state()) === "archived",
       at,
+      cpuMs,
     );
     console.log(archive);
     console.log("cleaning up ...");
@@ -106,6 +136,7 @@ async function main(): Promise<void> {
       trigger("cleanup"),
       async () => (await state()) === "cleaned",
       at,
+      cpuMs,
     );
     console.log(cleanup);
     const dir = join(ROOT, ".artifacts", "heap");

@@ -110,7 +110,8 @@ export async function openInspector(port: number, worker: string): Promise<Inspe
     id: string;
     webSocketDebuggerUrl: string;
   }[];
-  const target = list.find((t) => t.id === `core:user:${worker}`);
+  // A user worker by name, or any other isolate by its id (the local D1 is `d1:db`).
+  const target = list.find((t) => t.id === `core:user:${worker}` || t.id === worker);
   if (!target) throw new Error(`the inspector lists no worker ${worker}`);
   const socket = new WebSocket(target.webSocketDebuggerUrl);
   await new Promise((resolve, reject) => {
@@ -199,4 +200,38 @@ export async function heapSnapshotSummary(session: InspectorSession): Promise<{ 
     groups.set(key, group);
   }
   return { total, groups: [...groups.values()].sort((a, b) => b.bytes - a.bytes) };
+}
+
+/**
+ * Samples the isolate's CPU for `ms` milliseconds (the DevTools profiler)
+ * and sums self time by function (name and script), largest first.
+ */
+export async function cpuProfileSummary(
+  session: InspectorSession,
+  ms: number,
+): Promise<{ totalMs: number; functions: { name: string; ms: number }[] }> {
+  await session.send("Profiler.enable");
+  await session.send("Profiler.setSamplingInterval", { interval: 1000 });
+  await session.send("Profiler.start");
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const { profile } = await session.send<{
+    profile: {
+      nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+      samples: number[];
+      timeDeltas: number[];
+    };
+  }>("Profiler.stop");
+  const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfMs = new Map<string, number>();
+  let totalMs = 0;
+  for (const [i, id] of profile.samples.entries()) {
+    const frame = byNode.get(id)?.callFrame;
+    const delta = (profile.timeDeltas[i] ?? 0) / 1000;
+    totalMs += delta;
+    const file = frame?.url.split("/").at(-1) ?? "";
+    const name = `${frame?.functionName || "(anonymous)"}${file ? ` ${file}:${(frame?.lineNumber ?? 0) + 1}` : ""}`;
+    selfMs.set(name, (selfMs.get(name) ?? 0) + delta);
+  }
+  const functions = [...selfMs.entries()].map(([name, ms]) => ({ name, ms })).sort((a, b) => b.ms - a.ms);
+  return { totalMs, functions };
 }

@@ -171,6 +171,7 @@ export async function archiveChunk(
     paddingBytes: result.paddingBytes,
     rowsRead: result.rowsRead,
     peakBufferedBytes: result.peakBufferedBytes,
+    stagesMs: result.stages,
     ms: Date.now() - started,
   });
   recordPoint(env, {

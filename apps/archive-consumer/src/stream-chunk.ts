@@ -10,6 +10,28 @@ export interface ChunkResult {
   sha256: string;
   rowsRead: number;
   peakBufferedBytes: number;
+  stages: ChunkStages;
+}
+
+/**
+ * Where a chunk's time went, in milliseconds. The reading side (D1, encoding,
+ * checksum, handing bytes to the compressor) and the uploading side (reading
+ * compressed bytes, uploading parts) run at the same time, so the stages add
+ * up to more than `total`. In production Workers, `Date.now()` advances only
+ * across I/O: CPU-only stages (encode) then read as 0 there.
+ */
+export interface ChunkStages {
+  /** Waiting for D1's pages (after the fetch-ahead). */
+  d1Wait: number;
+  /** Rows to JSON Lines bytes. */
+  encode: number;
+  /** Bytes into the SHA-256. */
+  digest: number;
+  /** The reading side waiting for the compressor to take a page. */
+  compressWait: number;
+  /** Part uploads to R2. */
+  upload: number;
+  total: number;
 }
 
 /**
@@ -37,6 +59,8 @@ export async function streamChunkToParts(options: {
   let rowsRead = 0;
   let peakPageBytes = 0;
   let columns: string[] = [];
+  const started = Date.now();
+  const stages: ChunkStages = { d1Wait: 0, encode: 0, digest: 0, compressWait: 0, upload: 0, total: 0 };
   const digest = new crypto.DigestStream("SHA-256");
   const digestWriter = digest.getWriter();
 
@@ -46,12 +70,16 @@ export async function streamChunkToParts(options: {
     for (let page = await pages.next(); !page.done; page = await pages.next()) {
       await heartbeat();
       rowsRead += page.value.rowsRead;
+      stages.d1Wait += page.value.waitMs;
+      stages.encode += page.value.encodeMs;
       if (page.value.rows === 0) continue;
       if (columns.length === 0) columns = page.value.columns;
       rows += page.value.rows;
       rawBytes += page.value.bytes.byteLength;
       peakPageBytes = Math.max(peakPageBytes, page.value.bytes.byteLength);
+      const digestStarted = Date.now();
       await digestWriter.write(page.value.bytes);
+      stages.digest += Date.now() - digestStarted;
       return page.value.bytes;
     }
     return null;
@@ -63,7 +91,10 @@ export async function streamChunkToParts(options: {
     maxParts: chunk.max_parts,
     upload: async (partNumber, bytes) => {
       await heartbeat();
-      return (await upload.uploadPart(partNumber, bytes)).etag;
+      const uploadStarted = Date.now();
+      const { etag } = await upload.uploadPart(partNumber, bytes);
+      stages.upload += Date.now() - uploadStarted;
+      return etag;
     },
   });
   const first = await nextBytes();
@@ -75,7 +106,11 @@ export async function streamChunkToParts(options: {
     writer.closed.catch(() => {});
     const pump = (async () => {
       try {
-        for (let bytes: Uint8Array | null = first; bytes; bytes = await nextBytes()) await writer.write(bytes);
+        for (let bytes: Uint8Array | null = first; bytes; bytes = await nextBytes()) {
+          const writeStarted = Date.now();
+          await writer.write(bytes);
+          stages.compressWait += Date.now() - writeStarted;
+        }
         await writer.close();
       } catch (error) {
         // A failed D1 read must fail the compressed side too, or its reader waits forever.
@@ -111,5 +146,6 @@ export async function streamChunkToParts(options: {
     rowsRead,
     // The part buffer's fill plus the page being compressed and the one being fetched.
     peakBufferedBytes: cutter.peakBufferedBytes + 2 * peakPageBytes,
+    stages: { ...stages, total: Date.now() - started },
   };
 }

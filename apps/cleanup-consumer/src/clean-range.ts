@@ -9,7 +9,7 @@ import {
   type RunRow,
   recordPoint,
 } from "@path-stats/shared";
-import { loadRange, MAX_BATCH_CHARS, matchArchivedRow, verifyRange } from "./verify-range.ts";
+import { ARCHIVED_ROWS, loadRange, MAX_BATCH_CHARS, matchArchivedRow, verifyRange } from "./verify-range.ts";
 
 export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
 
@@ -54,7 +54,10 @@ export async function cleanRange(
     return "refused";
   }
 
+  // Where the range's time goes (logged): the read-back check, and the deletes' D1 statements.
+  const verifyStarted = Date.now();
   const verified = await verifyRange(env, run, chunk);
+  const verifyMs = Date.now() - verifyStarted;
   if (typeof verified === "string") {
     await refuse(env, run, chunk, now, verified);
     return "refused";
@@ -71,7 +74,7 @@ export async function cleanRange(
   const matches = matchArchivedRow(columns);
   const deleteArchived = db.prepare(
     `DELETE FROM traffic_events WHERE id IN (
-       SELECT t.id FROM json_each(?1) j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
+       SELECT t.id FROM ${ARCHIVED_ROWS} j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
        WHERE t.event_date = ?2 AND t.id >= ?3 AND t.id <= ?4 AND ${matches})`,
   );
   // changes() is the DELETE's row count: progress is recorded in the DELETE's own transaction.
@@ -80,16 +83,20 @@ export async function cleanRange(
      WHERE run_id = ?1 AND chunk_index = ?2`,
   );
   let rowsWritten = 0;
+  let deleteMs = 0;
+  const deletesStarted = Date.now();
   try {
     for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
       maxLines: config.DELETE_BATCH_ROWS,
       maxChars: MAX_BATCH_CHARS,
       etag,
     })) {
+      const statementStarted = Date.now();
       const [deleted, counted] = await db.batch([
         deleteArchived.bind(`[${lines.join(",")}]`, run.date, chunk.rowid_lo, chunk.rowid_hi),
         countProgress.bind(run.run_id, chunk.chunk_index),
       ]);
+      deleteMs += Date.now() - statementStarted;
       rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
     }
   } catch (error) {
@@ -100,6 +107,8 @@ export async function cleanRange(
     }
     throw error;
   }
+  // Reading the member again and building the statements' JSON: the deletes' time outside D1.
+  const readMs = Date.now() - deletesStarted - deleteMs;
 
   // What is left of the date in the range is in no archive: a later run takes it.
   const left = await db
@@ -135,6 +144,7 @@ export async function cleanRange(
       statements: done.delete_statements,
       rowsWritten: done.cleanup_rows_written,
       ms: done.cleanup_ms,
+      stagesMs: { verify: verifyMs, read: readMs, delete: deleteMs },
     });
   }
   if (rowsLeft > 0) logEvent("cleanup.rows_not_archived", { ...where, rowsLeft });

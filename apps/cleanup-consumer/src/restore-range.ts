@@ -6,7 +6,7 @@ import {
   chunkLines,
   logEvent,
 } from "@path-stats/shared";
-import { loadRange, MAX_BATCH_CHARS, matchArchivedRow, verifyRange } from "./verify-range.ts";
+import { ARCHIVED_ROWS, loadRange, MAX_BATCH_CHARS, matchArchivedRow, verifyRange } from "./verify-range.ts";
 
 export type RestoreOutcome = "restored" | "refused";
 
@@ -52,7 +52,7 @@ export async function restoreRange(
   const values = columns.map((c) => `j.value ->> '$.${c}'`).join(", ");
   const insertMissing = db.prepare(
     `INSERT INTO traffic_events (${quoted})
-     SELECT ${values} FROM json_each(?1) j
+     SELECT ${values} FROM ${ARCHIVED_ROWS} j
      WHERE NOT EXISTS (SELECT 1 FROM traffic_events t WHERE t.id = j.value ->> '$.id')`,
   );
   // changes() is the INSERT's own row count (trigger writes are not counted).
@@ -60,7 +60,7 @@ export async function restoreRange(
     "UPDATE archive_chunks SET rows_restored = rows_restored + changes() WHERE run_id = ?1 AND chunk_index = ?2",
   );
   const differing = db.prepare(
-    `SELECT t.id FROM json_each(?1) j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
+    `SELECT t.id FROM ${ARCHIVED_ROWS} j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
      WHERE NOT (${matchArchivedRow(columns)}) LIMIT ${CONFLICTS_NAMED}`,
   );
   try {

@@ -2,7 +2,7 @@ import {
   ArchiveReadError,
   type ChunkRow,
   type CleanupRangeMessage,
-  chunkLines,
+  chunkBytes,
   Manifest,
   type RunRow,
   toHex,
@@ -37,12 +37,25 @@ export async function loadRange(
 export const MAX_BATCH_CHARS = 1024 * 1024;
 
 /**
- * SQL that holds when D1's row `t` equals the archived row `j` (a json_each
+ * The archived lines passed as a statement's JSON parameter ?1, as rows `j`
+ * whose `j.value` is one line's object, parsed once into SQLite's binary
+ * JSON: matching or inserting reads every column of it, and on text SQLite
+ * would parse the line again for each column (measured with node:sqlite on
+ * 200 000 seeded rows in batches of 5 000: the DELETE took 1.9 s instead of
+ * 3.7 s). `LIMIT -1 OFFSET 0` keeps SQLite from flattening the subquery,
+ * which would call jsonb() at every use.
+ */
+export const ARCHIVED_ROWS = "(SELECT jsonb(value) AS value FROM json_each(?1) LIMIT -1 OFFSET 0)";
+
+/**
+ * SQL that holds when D1's row `t` equals the archived row `j` (an ARCHIVED_ROWS
  * row of archived lines) in every column; `IS` matches NULLs too.
  */
 export function matchArchivedRow(columns: readonly string[]): string {
   return columns.map((c) => `t."${c}" IS j.value ->> '$.${c}'`).join(" AND ");
 }
+
+const NEWLINE = 0x0a;
 
 /** Column names are put into the DELETE's SQL: only plain identifiers are accepted. */
 const PLAIN_COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -82,19 +95,15 @@ export async function verifyRange(
     return `archive object ${manifest.objectKey} is ${head ? `${head.size} bytes, not ${manifest.objectBytes}` : "missing"}`;
   }
 
-  // The archived bytes themselves: rows and checksum of what the member decompresses to.
+  // The archived bytes themselves: rows (newlines) and checksum of what the member decompresses to.
+  // Equal to what was recorded at archive time, they are the lines that were archived.
   const digest = new crypto.DigestStream("SHA-256");
   const writer = digest.getWriter();
   let rows = 0;
   try {
-    for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
-      maxLines: 10_000,
-      maxChars: MAX_BATCH_CHARS,
-      etag: head.etag,
-      // Writes queue in order; a failed one fails close() below.
-      onBytes: (bytes) => void writer.write(bytes).catch(() => {}),
-    })) {
-      rows += lines.length;
+    for await (const bytes of chunkBytes(env.R2_ARCHIVE, manifest, chunk.chunk_index, { etag: head.etag })) {
+      for (let at = bytes.indexOf(NEWLINE); at !== -1; at = bytes.indexOf(NEWLINE, at + 1)) rows++;
+      await writer.write(bytes);
     }
   } catch (error) {
     if (error instanceof ArchiveReadError) return error.message;

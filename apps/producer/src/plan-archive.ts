@@ -9,8 +9,10 @@ import {
   logEvent,
   manifestKey,
   objectKey,
+  type Piece,
   PROBE_ROWS,
   parseClosedDate,
+  partsPerChunkFor,
   partsPerChunkReserved,
   probeStarts,
   type RunRow,
@@ -82,21 +84,23 @@ export async function planArchive(
   }
 
   const sample = await sampleGzBytesPerRow(db, date, lo, hi);
+  const probed = await Promise.all(intervals.map((interval) => probeInterval(db, date, interval.lo, interval.hi)));
+  const estimatedRows = probed.reduce((sum, p) => sum + p.pieces.reduce((rows, piece) => rows + piece.rows, 0), 0);
+  const partsPerChunk = partsPerChunkFor({
+    estimatedRows,
+    gzBytesPerRow: sample.gzBytesPerRow,
+    partSize: config.PART_SIZE_BYTES,
+    maxPartsPerChunk: config.PARTS_PER_CHUNK,
+    parallelChunks: config.PARALLEL_CHUNKS,
+  });
   const perChunk = Math.min(
     config.MAX_CHUNK_ROWS,
-    rowsPerChunk({
-      partSize: config.PART_SIZE_BYTES,
-      partsPerChunk: config.PARTS_PER_CHUNK,
-      gzBytesPerRow: sample.gzBytesPerRow,
-    }),
+    rowsPerChunk({ partSize: config.PART_SIZE_BYTES, partsPerChunk, gzBytesPerRow: sample.gzBytesPerRow }),
   );
-  const chunks: PlannedChunk[] = [];
-  let cutRowsRead = 0;
-  for (const interval of intervals) {
-    const cut = await cutRange(db, date, interval.lo, interval.hi, perChunk);
-    chunks.push(...cut.chunks);
-    cutRowsRead += cut.rowsRead;
-  }
+  const chunks: PlannedChunk[] = intervals.flatMap((interval, i) =>
+    cutSpan(interval.lo, interval.hi, perChunk, probed[i]?.pieces ?? []),
+  );
+  const cutRowsRead = probed.reduce((sum, p) => sum + p.rowsRead, 0);
   const reserved = partsPerChunkReserved(chunks.length);
   if (reserved < config.PARTS_PER_CHUNK + 1) {
     throw new Error(
@@ -280,17 +284,16 @@ async function sampleGzBytesPerRow(
 }
 
 /**
- * Cuts [lo, hi] into consecutive rowid ranges of about `perChunk` rows of the
- * date, from probes of the span instead of a walk over every index entry
- * (see `estimatePieces` and `cutSpan`).
+ * What probes of [lo, hi] say about where the date's rows lie (see
+ * `estimatePieces`), read from a couple of thousand index entries instead of
+ * a walk over all of them.
  */
-async function cutRange(
+async function probeInterval(
   db: D1Database,
   date: string,
   lo: number,
   hi: number,
-  perChunk: number,
-): Promise<{ chunks: PlannedChunk[]; rowsRead: number }> {
+): Promise<{ pieces: Piece[]; rowsRead: number }> {
   const probe = db.prepare(
     `SELECT COUNT(*) AS n, MIN(id) AS first, MAX(id) AS last FROM (
        SELECT id FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`,
@@ -304,7 +307,7 @@ async function cutRange(
     return { start, rows: n, first, last };
   });
   return {
-    chunks: cutSpan(lo, hi, perChunk, estimatePieces(lo, hi, probes)),
+    pieces: estimatePieces(lo, hi, probes),
     rowsRead: answers.reduce((sum, r) => sum + r.meta.rows_read, 0),
   };
 }

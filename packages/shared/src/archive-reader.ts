@@ -35,18 +35,16 @@ export class ArchiveReadError extends Error {
 }
 
 /**
- * A chunk's JSON Lines, read from the object and decompressed as a stream, in
- * batches of at most `maxLines` lines and about `maxChars` characters (one
- * line longer than that comes alone). `onBytes` sees every decompressed byte
- * in order, for a checksum. With `etag`, the read fails unless the object is
- * still the one that was checked.
+ * A chunk's decompressed bytes, read from the object as a stream, in the
+ * pieces the decompressor gives. With `etag`, the read fails unless the
+ * object is still the one that was checked.
  */
-export async function* chunkLines(
+export async function* chunkBytes(
   source: RangeSource,
   manifest: Manifest,
   chunkIndex: number,
-  options: { maxLines: number; maxChars: number; etag?: string; onBytes?: (bytes: Uint8Array) => void },
-): AsyncGenerator<string[]> {
+  options: { etag?: string } = {},
+): AsyncGenerator<Uint8Array> {
   const range = chunkMemberRange(manifest, chunkIndex);
   if (!range) return;
   const object = await source.get(manifest.objectKey, {
@@ -55,37 +53,62 @@ export async function* chunkLines(
   });
   if (!object) throw new ArchiveReadError(`archive object ${manifest.objectKey} is missing`);
   if (!object.body) throw new ArchiveReadError(`archive object ${manifest.objectKey} changed since it was verified`);
+  const reader = object.body.pipeThrough(new DecompressionStream("gzip")).getReader();
+  let finished = false;
+  try {
+    for (;;) {
+      let piece: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        piece = await reader.read();
+      } catch (error) {
+        throw new ArchiveReadError(
+          `chunk ${chunkIndex} of ${manifest.objectKey} does not decompress: ${error instanceof Error ? error.message : error}`,
+        );
+      }
+      if (piece.done) break;
+      yield piece.value;
+    }
+    finished = true;
+  } finally {
+    // Stopped early (a failed delete, a caller that has what it needs): stop the download too.
+    if (!finished) await reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * A chunk's JSON Lines (see `chunkBytes`), in batches of at most `maxLines`
+ * lines and about `maxChars` characters (one line longer than that comes
+ * alone).
+ */
+export async function* chunkLines(
+  source: RangeSource,
+  manifest: Manifest,
+  chunkIndex: number,
+  options: { maxLines: number; maxChars: number; etag?: string },
+): AsyncGenerator<string[]> {
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   let rest = "";
   let batch: string[] = [];
   let chars = 0;
-  const reader = object.body.pipeThrough(new DecompressionStream("gzip")).getReader();
-  let finished = false;
-  try {
-    for (let piece = await reader.read(); !piece.done; piece = await reader.read()) {
-      options.onBytes?.(piece.value);
-      const lines = (rest + decoder.decode(piece.value, { stream: true })).split("\n");
-      rest = lines.pop() ?? "";
-      for (const line of lines) {
-        if (batch.length > 0 && (batch.length >= options.maxLines || chars + line.length > options.maxChars)) {
-          await yieldToEventLoop();
-          yield batch;
-          batch = [];
-          chars = 0;
-        }
-        batch.push(line);
-        chars += line.length + 1;
-      }
+  for await (const bytes of chunkBytes(source, manifest, chunkIndex, options)) {
+    let text: string;
+    try {
+      text = decoder.decode(bytes, { stream: true });
+    } catch {
+      throw new ArchiveReadError(`chunk ${chunkIndex} of ${manifest.objectKey} is not UTF-8`);
     }
-    finished = true;
-  } catch (error) {
-    if (error instanceof ArchiveReadError) throw error;
-    throw new ArchiveReadError(
-      `chunk ${chunkIndex} of ${manifest.objectKey} does not decompress: ${error instanceof Error ? error.message : error}`,
-    );
-  } finally {
-    // Stopped early (a failed delete, a caller that has what it needs): stop the download too.
-    if (!finished) await reader.cancel().catch(() => {});
+    const lines = (rest + text).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) {
+      if (batch.length > 0 && (batch.length >= options.maxLines || chars + line.length > options.maxChars)) {
+        await yieldToEventLoop();
+        yield batch;
+        batch = [];
+        chars = 0;
+      }
+      batch.push(line);
+      chars += line.length + 1;
+    }
   }
   if (rest + decoder.decode() !== "") {
     throw new ArchiveReadError(`chunk ${chunkIndex} of ${manifest.objectKey} does not end with a newline`);

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { cutSpan, type DensityProbe, estimatePieces, PROBE_ROWS, probeStarts, type SpanChunk } from "./chunk-plan.ts";
+import {
+  cutSpan,
+  type DensityProbe,
+  estimatePieces,
+  PROBE_ROWS,
+  partsPerChunkFor,
+  probeStarts,
+  type SpanChunk,
+} from "./chunk-plan.ts";
 
 /** What D1 answers to the planner's probes over a date whose rows have these ids (ascending). */
 function probe(ids: readonly number[], lo: number, hi: number): DensityProbe[] {
@@ -116,5 +124,20 @@ describe("cutting a day's id span from probes", () => {
     expect(cutSpan(1, 10, 5, estimatePieces(1, 10, [{ start: 1, rows: 0, first: null, last: null }]))).toEqual([
       { rowidLo: 1, rowidHi: 10, rows: 0 },
     ]);
+  });
+});
+
+describe("parts per chunk", () => {
+  const MiB = 1024 * 1024;
+  const base = { gzBytesPerRow: 25.5, partSize: 5 * MiB, maxPartsPerChunk: 4, parallelChunks: 2 };
+  it("splits a day of a few parts between the parallel consumers, in whole parts", () => {
+    // 1M rows of 25.5 gzip bytes: about 5 parts. Two chunks of 3 parts (3 + 2), not 4 + 1.
+    expect(partsPerChunkFor({ ...base, estimatedRows: 1_000_000 })).toBe(3);
+    expect(partsPerChunkFor({ ...base, estimatedRows: 1_000_000, parallelChunks: 1 })).toBe(4);
+  });
+  it("keeps the configured size for big days, and at least one part for small ones", () => {
+    expect(partsPerChunkFor({ ...base, estimatedRows: 5_000_000 })).toBe(4);
+    expect(partsPerChunkFor({ ...base, estimatedRows: 1000 })).toBe(1);
+    expect(partsPerChunkFor({ ...base, estimatedRows: 0 })).toBe(1);
   });
 });

@@ -16,6 +16,24 @@ export function rowsPerChunk(options: { partSize: number; partsPerChunk: number;
 }
 
 /**
+ * Parts each chunk of a day aims to fill: `maxPartsPerChunk`, or fewer when
+ * the day fills fewer than `parallelChunks` such chunks, so that many
+ * consumers archive it at once. Chunks stay whole parts (a non-final chunk
+ * pads its last part), never less than one.
+ */
+export function partsPerChunkFor(options: {
+  estimatedRows: number;
+  gzBytesPerRow: number;
+  partSize: number;
+  maxPartsPerChunk: number;
+  parallelChunks: number;
+}): number {
+  const parts = (options.estimatedRows * options.gzBytesPerRow) / (options.partSize * CHUNK_FILL);
+  const balanced = Math.ceil(parts / Math.max(options.parallelChunks, 1));
+  return Math.max(1, Math.min(options.maxPartsPerChunk, balanced));
+}
+
+/**
  * Part numbers reserved per chunk: chunk i owns i * maxParts + 1 ..
  * (i + 1) * maxParts. Spreading all 10 000 numbers over the chunks gives each
  * chunk as much room to spill as the run allows.

@@ -31,6 +31,12 @@ const ConfigVars = z.object({
   /** Parts one chunk aims to fill: bigger chunks mean fewer messages and less padding overall. */
   PARTS_PER_CHUNK: intVar(4, 1, 100),
   /**
+   * A day is cut into at least this many chunks while each still fills a
+   * whole part, so that many archive consumers work on it at once (a 1M-row
+   * day of 5 parts: 3 + 2 parts, not 4 + 1).
+   */
+  PARALLEL_CHUNKS: intVar(2, 1, 100),
+  /**
    * Most rows in one chunk, whatever the compression ratio: one chunk is one
    * consumer invocation, and its D1 reads (one per page), part uploads and
    * CPU time must stay inside an invocation's limits (ARCHITECTURE §3a) even

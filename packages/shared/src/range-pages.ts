@@ -18,6 +18,9 @@ export interface RangePage {
   rowsRead: number;
   /** Column names in order, as the table declares them. */
   columns: string[];
+  /** Milliseconds spent waiting for D1's answers, and encoding rows as JSON Lines, for this piece. */
+  waitMs: number;
+  encodeMs: number;
 }
 
 /**
@@ -129,11 +132,15 @@ export async function* rangePages(
     // measured locally, any request arriving meanwhile was dropped ("Network
     // connection lost") and the whole wrangler dev stack died.
     await new Promise((resolve) => setTimeout(resolve, 0));
+    const waitStarted = Date.now();
     const page: Result<PageRow> = await next;
+    const waitMs = Date.now() - waitStarted;
     const rows = page.results;
     const last = rows.at(-1);
     if (!last) {
-      if (page.meta.rows_read > 0) yield { bytes: new Uint8Array(0), rows: 0, rowsRead: page.meta.rows_read, columns };
+      if (page.meta.rows_read > 0) {
+        yield { bytes: new Uint8Array(0), rows: 0, rowsRead: page.meta.rows_read, columns, waitMs, encodeMs: 0 };
+      }
       return;
     }
     const widthLimit = widthLimitFor(limit);
@@ -146,10 +153,12 @@ export async function* rangePages(
     next = full ? fetchPage(last.id, limit) : null;
 
     if (rows.every((r) => r[WIDTH] <= widthLimit)) {
+      const encodeStarted = Date.now();
       const bytes = encodeRows(rows.map((r) => checked(r, columns)));
-      yield { bytes, rows: rows.length, rowsRead: page.meta.rows_read, columns };
+      const encodeMs = Date.now() - encodeStarted;
+      yield { bytes, rows: rows.length, rowsRead: page.meta.rows_read, columns, waitMs, encodeMs };
     } else {
-      yield* withWideRows(rows, widthLimit, page.meta.rows_read);
+      yield* withWideRows(rows, widthLimit, page.meta.rows_read, waitMs);
     }
   }
 
@@ -158,20 +167,29 @@ export async function* rangePages(
    * wide rows read again in batches of at most PAGE_TARGET_BYTES of width
    * (one row at least); a piece is yielded whenever it reaches that size.
    */
-  async function* withWideRows(rows: PageRow[], widthLimit: number, pageRowsRead: number): AsyncGenerator<RangePage> {
+  async function* withWideRows(
+    rows: PageRow[],
+    widthLimit: number,
+    pageRowsRead: number,
+    pageWaitMs: number,
+  ): AsyncGenerator<RangePage> {
     const wideIds = rows.filter((r) => r[WIDTH] > widthLimit);
     let nextWide = 0; // the first wide row not yet asked for
     let batch: Row[] = [];
     let inBatch = 0; // cursor in batch: both are in id order
     let batchLastId = Number.NEGATIVE_INFINITY;
     let rowsRead = pageRowsRead;
+    let waitMs = pageWaitMs;
     let pending: Row[] = [];
     let pendingWidth = 0;
     const flush = (): RangePage => {
-      const piece = { bytes: encodeRows(pending), rows: pending.length, rowsRead, columns };
+      const encodeStarted = Date.now();
+      const bytes = encodeRows(pending);
+      const piece = { bytes, rows: pending.length, rowsRead, columns, waitMs, encodeMs: Date.now() - encodeStarted };
       pending = [];
       pendingWidth = 0;
       rowsRead = 0;
+      waitMs = 0;
       return piece;
     };
     const readWideBatch = async (): Promise<void> => {
@@ -184,7 +202,9 @@ export async function* rangePages(
         width += row[WIDTH];
       }
       batchLastId = ids.at(-1) ?? batchLastId;
+      const waitStarted = Date.now();
       const fetched = await wideStatement.bind(range.date, JSON.stringify(ids)).all<Row>();
+      waitMs += Date.now() - waitStarted;
       rowsRead += fetched.meta.rows_read;
       batch = fetched.results;
       inBatch = 0;
