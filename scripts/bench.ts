@@ -23,7 +23,8 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { portIsFree, startBackgroundStack } from "./dev.ts";
-import { admin, archiveStatus, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { httpRequest } from "./http.ts";
+import { admin, archiveStatus, BASE_URL, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
 import { findInspectorPort, sampleHeaps } from "./worker-heap.ts";
 import { workerdPids } from "./workerd-processes.ts";
@@ -239,6 +240,50 @@ async function benchOne(rows: number): Promise<Result> {
   }
 }
 
+/** What the seed design (bench/seed-design) did with a day, or how it failed. */
+interface SeedDesignResult {
+  rows: number;
+  ms: number;
+  rowsRead: number;
+  objectBytes: number;
+  heap: number;
+  error?: string;
+}
+
+/**
+ * The design this product replaced, on the same rows and machine: one
+ * request reads the day by LIMIT/OFFSET pages into memory and puts one
+ * object. Its isolate's heap is sampled as the consumers' are; the local
+ * runtime does not stop it at 128 MB, so the figure shows how far past the
+ * limit it goes.
+ */
+async function benchSeedDesign(rows: number): Promise<SeedDesignResult> {
+  const stateDir = join(ROOT, ".wrangler", "bench-state-seed-design");
+  rmSync(stateDir, { recursive: true, force: true });
+  const stack = await startBackgroundStack(stateDir, [], [join(ROOT, "bench", "seed-design", "wrangler.jsonc")]);
+  try {
+    console.log(`[seed design, ${rows}] seeding ...`);
+    await seedInWorker(DATE, rows, localD1File(stateDir));
+    console.log(`[seed design, ${rows}] archiving in one request ...`);
+    const heaps = await sampleHeaps(await findInspectorPort(workerdPids(stack.pid)), ["path-stats-seed-design"]);
+    const started = Date.now();
+    const response = await httpRequest(`${BASE_URL}/run?date=${DATE}`, {
+      method: "POST",
+      attempts: 1,
+      timeoutMs: 30 * 60_000,
+    }).catch((error: Error) => ({ status: 0, body: error.message }));
+    const heap = (await heaps.stop())["path-stats-seed-design"] ?? 0;
+    if (response.status !== 200) {
+      return { rows, ms: Date.now() - started, rowsRead: 0, objectBytes: 0, heap, error: response.body.slice(0, 200) };
+    }
+    const done = JSON.parse(response.body) as { rows: number; rowsRead: number; objectBytes: number; ms: number };
+    return { rows: done.rows, ms: done.ms, rowsRead: done.rowsRead, objectBytes: done.objectBytes, heap };
+  } finally {
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 /**
  * What an operator polling the status costs the archive: three days of the
  * same size on one stack, archived one after another — the first and third
@@ -304,6 +349,17 @@ async function main(): Promise<void> {
   for (const size of sizes) results.push(await benchOne(size));
   const pollingRows = Math.min(...sizes);
   const polling = await benchPolling(pollingRows);
+  // The seed design at the smallest size only: its OFFSET pages read O(n²) rows, and its memory grows with the day.
+  const seedDesign = await benchSeedDesign(pollingRows).catch(
+    (error: Error): SeedDesignResult => ({
+      rows: pollingRows,
+      ms: 0,
+      rowsRead: 0,
+      objectBytes: 0,
+      heap: 0,
+      error: error.message,
+    }),
+  );
 
   const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
   const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
@@ -362,8 +418,19 @@ async function main(): Promise<void> {
         .join(", ");
     return `- ${r.rows.toLocaleString("en-US")} rows: archive chunks (s, summed over chunks): ${list(r.archiveStages)}; cleanup ranges: ${list(r.cleanupStages)}`;
   });
+  const ours = results.find((r) => r.rows === pollingRows) as Result;
+  const seedDesignText = [
+    `The seed design (bench/seed-design: one invocation, LIMIT 1000 OFFSET n pages, the day merged in memory, one put) on ${pollingRows.toLocaleString("en-US")} rows:`,
+    "",
+    "| design | time s | D1 rows read / row | peak used heap MiB | object MiB |",
+    "|---|---|---|---|---|",
+    seedDesign.error
+      ? `| seed design | failed after ${sec(seedDesign.ms)}: ${seedDesign.error.replaceAll("|", "/")} | | ${mib(seedDesign.heap)} | |`
+      : `| seed design | ${sec(seedDesign.ms)} | ${(seedDesign.rowsRead / seedDesign.rows).toFixed(1)} | ${mib(seedDesign.heap)} | ${mib(seedDesign.objectBytes)} |`,
+    `| this archiver | ${sec(ours.archiveMs)} | ${((ours.readsArchiving + ours.readsPlanning) / ours.rows).toFixed(4)} | ${mib(ours.archiveHeap)} | ${mib(ours.objectBytes)} |`,
+  ].join("\n");
   const stagesText = `Where the time went (each chunk's and range's own clock, local runtime):\n\n${stageLines.join("\n")}`;
-  console.log(`\n${table}\n\n${pollingLine}\n\n${stagesText}\n`);
+  console.log(`\n${table}\n\n${pollingLine}\n\n${seedDesignText}\n\n${stagesText}\n`);
   for (const r of results) {
     if (r.rawBytes !== r.baselineRawBytes)
       console.log(`note: archive JSON Lines ${r.rawBytes} bytes, baseline ${r.baselineRawBytes} bytes`);
@@ -383,6 +450,8 @@ realistic rows for one date.
 ${table}
 
 ${pollingLine}
+
+${seedDesignText}
 
 ${stagesText}
 

@@ -37,6 +37,7 @@ export async function startStack(
   output: "inherit" | "pipe" = "inherit",
   stateDir = STATE_DIR,
   extraArgs: string[] = [],
+  configs = CONFIGS,
 ) {
   if (!(await portIsFree(PORT))) {
     throw new Error(
@@ -44,7 +45,7 @@ export async function startStack(
     );
   }
   await prepareLocalState(stateDir);
-  const args = ["dev", ...CONFIGS.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(PORT)];
+  const args = ["dev", ...configs.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(PORT)];
   args.push("--persist-to", stateDir, "--test-scheduled", "--show-interactive-dev-session=false", ...extraArgs);
   return spawn("wrangler", args, { cwd: ROOT, stdio: ["ignore", output, output], detached: output === "pipe" });
 }
@@ -58,9 +59,16 @@ export interface BackgroundStack {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts the stack in the background and waits until it answers /healthz. */
-export async function startBackgroundStack(stateDir = STATE_DIR, extraArgs: string[] = []): Promise<BackgroundStack> {
-  const child = await startStack("pipe", stateDir, extraArgs);
+/**
+ * Starts the stack (or other Workers: `configs`) in the background and waits
+ * until it answers /healthz.
+ */
+export async function startBackgroundStack(
+  stateDir = STATE_DIR,
+  extraArgs: string[] = [],
+  configs = CONFIGS,
+): Promise<BackgroundStack> {
+  const child = await startStack("pipe", stateDir, extraArgs, configs);
   let log = "";
   child.stdout?.on("data", (d) => {
     log += d;
