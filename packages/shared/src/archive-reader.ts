@@ -55,6 +55,7 @@ export async function* chunkBytes(
   if (!object.body) throw new ArchiveReadError(`archive object ${manifest.objectKey} changed since it was verified`);
   const reader = object.body.pipeThrough(new DecompressionStream("gzip")).getReader();
   let finished = false;
+  let sinceYield = 0;
   try {
     for (;;) {
       let piece: Awaited<ReturnType<typeof reader.read>>;
@@ -66,6 +67,11 @@ export async function* chunkBytes(
         );
       }
       if (piece.done) break;
+      sinceYield += piece.value.byteLength;
+      if (sinceYield >= YIELD_EVERY_BYTES) {
+        sinceYield = 0;
+        await yieldToEventLoop();
+      }
       yield piece.value;
     }
     finished = true;
@@ -101,7 +107,6 @@ export async function* chunkLines(
     rest = lines.pop() ?? "";
     for (const line of lines) {
       if (batch.length > 0 && (batch.length >= options.maxLines || chars + line.length > options.maxChars)) {
-        await yieldToEventLoop();
         yield batch;
         batch = [];
         chars = 0;
@@ -119,8 +124,10 @@ export async function* chunkLines(
 /**
  * Reading and decompressing a stream that is already there runs as one chain
  * of microtasks; seen locally, requests that arrive meanwhile are dropped
- * ("Network connection lost"). Once a batch, other work gets its turn.
+ * ("Network connection lost"). Once a mebibyte, other work gets its turn.
  */
+const YIELD_EVERY_BYTES = 1024 * 1024;
+
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
