@@ -3,7 +3,8 @@
  * read into one array (pages of 1000 by LIMIT/OFFSET), joined into one JSON
  * Lines string, compressed in one go and put as one object. `POST
  * /run?date=YYYY-MM-DD` runs it inside the request and answers what it did;
- * the bench times it and samples its isolate's heap.
+ * the bench times it. (Its heap cannot be sampled like the consumers': as the
+ * only Worker of its `wrangler dev`, its inspector answers wrangler alone.)
  */
 interface Env {
   D1: D1Database;
