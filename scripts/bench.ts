@@ -195,7 +195,7 @@ async function benchOne(rows: number): Promise<Result> {
     const archiveMs = Date.parse(archivedRun.timings.archivedAt ?? "") - Date.parse(archivedRun.timings.createdAt);
     clearInterval(sampler);
     rssPeak = Math.max(rssPeak, workerdRssAnon(root));
-    const archiveHeap = (await archiveHeaps.stop())["path-stats-archive-consumer"] ?? 0;
+    const archiveHeap = (await archiveHeaps.stop())["path-stats-archive-consumer"] ?? Number.NaN;
 
     console.log(`[${rows}] cleaning up ...`);
     const cleanupHeaps = await sampleHeaps(inspector, ["path-stats-cleanup-consumer"]);
@@ -204,7 +204,7 @@ async function benchOne(rows: number): Promise<Result> {
     if (cleanup.status !== 202) throw new Error(`trigger-cleanup answered ${cleanup.status}`);
     const run = await until("cleaned");
     const cleanupMs = Date.parse(run.timings.cleanedAt ?? "") - cleanupStarted;
-    const cleanupHeap = (await cleanupHeaps.stop())["path-stats-cleanup-consumer"] ?? 0;
+    const cleanupHeap = (await cleanupHeaps.stop())["path-stats-cleanup-consumer"] ?? Number.NaN;
 
     return {
       rows,
@@ -364,7 +364,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
+  const mib = (n: number) => (Number.isNaN(n) ? "n/a" : (n / 1024 / 1024).toFixed(1));
   const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
   const columns = [
     "rows",
@@ -472,7 +472,8 @@ ${stagesText}
   (anonymous memory; SQLite's file pages are not counted); in brackets, before the archive started.
 - **heap peak**: the largest used JS heap of the archive consumer's isolate while archiving, and of the cleanup
   consumer's while cleaning, sampled every 100 ms through workerd's inspector (\`Runtime.getHeapUsage\`): what
-  Cloudflare's 128 MB per isolate limits. Garbage not yet collected counts.
+  Cloudflare's 128 MB per isolate limits. Garbage not yet collected counts (\`pnpm heap-profile\` takes heap snapshots
+  for the live part); n/a when the isolate's inspector never answered.
 - **consumer peak buffered**: the largest of the chunks' own reports (part buffer plus the page being compressed and the one
   being fetched).
 - **D1 reads / row**: D1's own \`rows_read\` over archived rows, for the chunk reads and for planning (probes of the (event_date, id) index

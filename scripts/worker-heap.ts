@@ -51,7 +51,7 @@ export async function findInspectorPort(workerdPids: number[]): Promise<number> 
 }
 
 export interface HeapSampler {
-  /** Stops sampling; the largest used heap (bytes) seen per worker. */
+  /** Stops sampling; the largest used heap (bytes) seen per worker, NaN for one that never answered. */
   stop(): Promise<Record<string, number>>;
 }
 
@@ -71,12 +71,13 @@ export async function sampleHeaps(port: number, workers: string[], intervalMs = 
       socket.onopen = resolve;
       socket.onerror = () => reject(new Error(`cannot open the inspector of ${worker}`));
     });
-    peaks[worker] = 0;
+    peaks[worker] = Number.NaN;
     // Events (an execution context created, …) come too: only answers carry a usedSize.
     socket.onmessage = (message) => {
       const answer = JSON.parse(String(message.data)) as { result?: { usedSize?: number } };
       const used = answer.result?.usedSize;
-      if (typeof used === "number") peaks[worker] = Math.max(peaks[worker] ?? 0, used);
+      if (typeof used === "number")
+        peaks[worker] = Math.max(Number.isNaN(peaks[worker]) ? 0 : (peaks[worker] ?? 0), used);
     };
     sockets.push(socket);
   }

@@ -43,6 +43,8 @@ export default {
     return Response.json({
       rows: allEvents.length,
       rowsRead,
+      // Held at once at the peak, besides the row objects: the whole day as one string.
+      jsonlChars: jsonl.length,
       objectBytes: compressed.byteLength,
       ms: Date.now() - started,
     });

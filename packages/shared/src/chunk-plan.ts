@@ -93,8 +93,9 @@ export interface Piece {
  * The span [lo, hi] as consecutive pieces with estimated rows. A probe tells
  * three things: no row of the date lies between its start and the first id it
  * found; its rows lie between that first and last id; and, until the next
- * probe's start, rows continue at the density it saw. Stretches a probe
- * already covered are not counted again.
+ * probe's start, rows continue at the density it saw from its own start
+ * (the empty stretch included, so a day broken by many gaps is not counted
+ * as dense). Stretches a probe already covered are not counted again.
  */
 export function estimatePieces(
   lo: number,
