@@ -15,14 +15,14 @@
  * Prints a table and writes bench/RESULTS.md.
  */
 import { execSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
-import { portIsFree, startBackgroundStack } from "./dev.ts";
+import { portIsFree, withFreshStack } from "./dev.ts";
 import { httpRequest } from "./http.ts";
 import { admin, archiveStatus, BASE_URL, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
@@ -168,10 +168,7 @@ function summedStages(log: string, event: string): Record<string, number> {
 }
 
 async function benchOne(rows: number): Promise<Result> {
-  const stateDir = join(ROOT, ".wrangler", `bench-state-${rows}`);
-  rmSync(stateDir, { recursive: true, force: true });
-  const stack = await startBackgroundStack(stateDir);
-  try {
+  return withFreshStack(`bench-state-${rows}`, async (stack, stateDir) => {
     const file = localD1File(stateDir);
     console.log(`[${rows}] seeding ...`);
     await seedInWorker(DATE, rows, file);
@@ -231,13 +228,7 @@ async function benchOne(rows: number): Promise<Result> {
       archiveStages: summedStages(stack.log(), "archive.chunk_archived"),
       cleanupStages: summedStages(stack.log(), "cleanup.range_cleaned"),
     };
-  } catch (error) {
-    console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
-    throw error;
-  } finally {
-    await stack.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** What the seed design (bench/seed-design) did with a day, or how it failed. */
@@ -258,28 +249,27 @@ interface SeedDesignResult {
  * holds at once is the day as one string (and the row objects before it).
  */
 async function benchSeedDesign(rows: number): Promise<SeedDesignResult> {
-  const stateDir = join(ROOT, ".wrangler", "bench-state-seed-design");
-  rmSync(stateDir, { recursive: true, force: true });
-  const stack = await startBackgroundStack(stateDir, [], [join(ROOT, "bench", "seed-design", "wrangler.jsonc")]);
-  try {
-    console.log(`[seed design, ${rows}] seeding ...`);
-    await seedInWorker(DATE, rows, localD1File(stateDir));
-    console.log(`[seed design, ${rows}] archiving in one request ...`);
-    const started = Date.now();
-    const response = await httpRequest(`${BASE_URL}/run?date=${DATE}`, {
-      method: "POST",
-      attempts: 1,
-      timeoutMs: 30 * 60_000,
-    }).catch((error: Error) => ({ status: 0, body: error.message }));
-    if (response.status !== 200) {
-      const error = response.body.split("\n")[0]?.slice(0, 160) ?? "";
-      return { rows, ms: Date.now() - started, rowsRead: 0, jsonlChars: 0, objectBytes: 0, error };
-    }
-    return { rows, ...(JSON.parse(response.body) as Omit<SeedDesignResult, "rows" | "error">) };
-  } finally {
-    await stack.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  const configs = [join(ROOT, "bench", "seed-design", "wrangler.jsonc")];
+  return withFreshStack(
+    "bench-state-seed-design",
+    async (_stack, stateDir) => {
+      console.log(`[seed design, ${rows}] seeding ...`);
+      await seedInWorker(DATE, rows, localD1File(stateDir));
+      console.log(`[seed design, ${rows}] archiving in one request ...`);
+      const started = Date.now();
+      const response = await httpRequest(`${BASE_URL}/run?date=${DATE}`, {
+        method: "POST",
+        attempts: 1,
+        timeoutMs: 30 * 60_000,
+      }).catch((error: Error) => ({ status: 0, body: error.message }));
+      if (response.status !== 200) {
+        const error = response.body.split("\n")[0]?.slice(0, 160) ?? "";
+        return { rows, ms: Date.now() - started, rowsRead: 0, jsonlChars: 0, objectBytes: 0, error };
+      }
+      return { rows, ...(JSON.parse(response.body) as Omit<SeedDesignResult, "rows" | "error">) };
+    },
+    configs,
+  );
 }
 
 /**
@@ -291,11 +281,8 @@ async function benchSeedDesign(rows: number): Promise<SeedDesignResult> {
  * machine's speed through the run shows as a difference between those two.
  */
 async function benchPolling(rows: number): Promise<{ unpolledMs: [number, number]; polledMs: number }> {
-  const stateDir = join(ROOT, ".wrangler", "bench-state-polling");
-  rmSync(stateDir, { recursive: true, force: true });
-  const stack = await startBackgroundStack(stateDir);
   const dates = ["2026-01-16", "2026-01-17", "2026-01-18"] as const;
-  try {
+  return withFreshStack("bench-state-polling", async (stack, stateDir) => {
     const file = localD1File(stateDir);
     for (const date of dates) {
       console.log(`[polling] seeding ${rows} rows for ${date} ...`);
@@ -318,13 +305,7 @@ async function benchPolling(rows: number): Promise<{ unpolledMs: [number, number
       archiveMs.push(Date.parse(run.timings.archivedAt ?? "") - Date.parse(run.timings.createdAt));
     }
     return { unpolledMs: [archiveMs[0] as number, archiveMs[2] as number], polledMs: archiveMs[1] as number };
-  } catch (error) {
-    console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
-    throw error;
-  } finally {
-    await stack.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 }
 
 function version(command: string): string {

@@ -5,7 +5,7 @@
  * missing. The cron is reachable at /__scheduled (--test-scheduled).
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { CONFIGS, isUp, PORT, PRODUCER_CONFIG, ROOT, run, STATE_DIR, sleep } from "./lib.ts";
@@ -96,6 +96,30 @@ export async function startBackgroundStack(
     await sleep(300);
   }
   return stack;
+}
+
+/**
+ * Runs `work` against a background stack (or other Workers: `configs`) on
+ * fresh state in .wrangler/<name>. If it fails, the stack's last log lines
+ * are printed; either way the stack is stopped and its state removed.
+ */
+export async function withFreshStack<T>(
+  name: string,
+  work: (stack: BackgroundStack, stateDir: string) => Promise<T>,
+  configs = CONFIGS,
+): Promise<T> {
+  const stateDir = join(ROOT, ".wrangler", name);
+  rmSync(stateDir, { recursive: true, force: true });
+  const stack = await startBackgroundStack(stateDir, [], configs);
+  try {
+    return await work(stack, stateDir);
+  } catch (error) {
+    console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
+    throw error;
+  } finally {
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -10,10 +10,10 @@
  * size.) With `--cpu-ms`, each consumer's CPU and the local D1's are first
  * sampled for that long and their busiest functions printed.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { startBackgroundStack } from "./dev.ts";
+import { withFreshStack } from "./dev.ts";
 import { admin, archiveStatus, cliArgs, localD1File, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
 import {
@@ -107,10 +107,7 @@ async function main(): Promise<void> {
   const cpuMs = Number(values["cpu-ms"]);
   if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows must be a positive integer, got ${values.rows}`);
   if (!(at >= 0)) throw new Error(`--at must be seconds, got ${values.at}`);
-  const stateDir = join(ROOT, ".wrangler", "heap-profile-state");
-  rmSync(stateDir, { recursive: true, force: true });
-  const stack = await startBackgroundStack(stateDir);
-  try {
+  await withFreshStack("heap-profile-state", async (stack, stateDir) => {
     console.log(`seeding ${rows} rows ...`);
     await seedInWorker(DATE, rows, localD1File(stateDir));
     const port = await findInspectorPort(workerdPids(stack.pid));
@@ -119,37 +116,21 @@ async function main(): Promise<void> {
       const res = await admin("POST", `/admin/trigger-${action}?date=${DATE}`, undefined, { idempotent: true });
       if (res.status !== 202) throw new Error(`trigger-${action} answered ${res.status}: ${JSON.stringify(res.json)}`);
     };
-    console.log("archiving ...");
-    const archive = await profile(
-      port,
-      "path-stats-archive-consumer",
-      trigger("archive"),
-      async () => (await state()) === "archived",
-      at,
-      cpuMs,
-    );
-    console.log(archive);
-    console.log("cleaning up ...");
-    const cleanup = await profile(
-      port,
-      "path-stats-cleanup-consumer",
-      trigger("cleanup"),
-      async () => (await state()) === "cleaned",
-      at,
-      cpuMs,
-    );
-    console.log(cleanup);
+    const reports: string[] = [];
+    for (const [action, finished, worker] of [
+      ["archive", "archived", "path-stats-archive-consumer"],
+      ["cleanup", "cleaned", "path-stats-cleanup-consumer"],
+    ] as const) {
+      console.log(`${action} ...`);
+      const report = await profile(port, worker, trigger(action), async () => (await state()) === finished, at, cpuMs);
+      console.log(report);
+      reports.push(report);
+    }
     const dir = join(ROOT, ".artifacts", "heap");
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `heap-${rows}.txt`), `${archive}\n\n${cleanup}\n`);
+    writeFileSync(join(dir, `heap-${rows}.txt`), `${reports.join("\n\n")}\n`);
     console.log(`written to .artifacts/heap/heap-${rows}.txt`);
-  } catch (error) {
-    console.error(`--- last lines of the stack's log ---\n${stack.log().slice(-4000)}`);
-    throw error;
-  } finally {
-    await stack.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 }
 
 main().catch((error) => {

@@ -148,7 +148,8 @@ export async function cleanRange(
     });
   }
   if (rowsLeft > 0) logEvent("cleanup.rows_not_archived", { ...where, rowsLeft });
-  await markCleanedIfDone(db, run, now);
+  // Cleaned when the last range finished, not when its message arrived: the run's cleaned_at times cleanup.
+  await markCleanedIfDone(db, run, new Date());
   return "cleaned";
 }
 

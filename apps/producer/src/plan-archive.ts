@@ -34,12 +34,6 @@ export class UnarchivableDayError extends Error {
   override name = "UnarchivableDayError";
 }
 
-interface PlannedChunk {
-  rowidLo: number;
-  rowidHi: number;
-  rows: number;
-}
-
 /** Rows sampled to measure gzip bytes per row; a small share of a day's reads. */
 const MAX_SAMPLE_ROWS = 3000;
 const MIN_SAMPLE_ROWS = 300;
@@ -97,7 +91,7 @@ export async function planArchive(
     config.MAX_CHUNK_ROWS,
     rowsPerChunk({ partSize: config.PART_SIZE_BYTES, partsPerChunk, gzBytesPerRow: sample.gzBytesPerRow }),
   );
-  const chunks: PlannedChunk[] = intervals.flatMap((interval, i) =>
+  const chunks = intervals.flatMap((interval, i) =>
     cutSpan(interval.lo, interval.hi, perChunk, probed[i]?.pieces ?? []),
   );
   const cutRowsRead = probed.reduce((sum, p) => sum + p.rowsRead, 0);
