@@ -59,4 +59,15 @@ it("archives every closed day with unarchived rows, cleans those past the hot wi
     { event_date: "2026-05-03", n: 30 },
     { event_date: "2026-05-05", n: 20 },
   ]);
+
+  // The crons also sent archives to be scrubbed. Let those checks finish before the test ends: work
+  // still on the queues at teardown was seen to keep this file's vitest process from exiting.
+  const scrubDeadline = Date.now() + 60_000;
+  let pending: { n: number } | null = null;
+  while (Date.now() < scrubDeadline) {
+    pending = await env.D1.prepare("SELECT COUNT(*) AS n FROM archive_chunks WHERE verify_state = 'pending'").first();
+    if (pending?.n === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(pending?.n).toBe(0);
 });
