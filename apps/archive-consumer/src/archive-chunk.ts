@@ -170,6 +170,7 @@ export async function archiveChunk(
     gzBytes: result.gzBytes,
     paddingBytes: result.paddingBytes,
     rowsRead: result.rowsRead,
+    textRows: result.textRows,
     peakBufferedBytes: result.peakBufferedBytes,
     stagesMs: result.stages,
     ms: Date.now() - started,

@@ -9,6 +9,8 @@ export interface ChunkResult {
   columns: string[];
   sha256: string;
   rowsRead: number;
+  /** Rows written by SQLite (text pages) and encoded here (row pages: REALs, BLOBs, very long lines). */
+  textRows: number;
   peakBufferedBytes: number;
   stages: ChunkStages;
 }
@@ -23,7 +25,7 @@ export interface ChunkResult {
 export interface ChunkStages {
   /** Waiting for D1's pages (after the fetch-ahead). */
   d1Wait: number;
-  /** Rows to JSON Lines bytes. */
+  /** Rows to JSON Lines bytes (for text pages, SQLite's string to bytes). */
   encode: number;
   /** Bytes into the SHA-256. */
   digest: number;
@@ -57,6 +59,7 @@ export async function streamChunkToParts(options: {
   let rows = 0;
   let rawBytes = 0;
   let rowsRead = 0;
+  let textRows = 0;
   let peakPageBytes = 0;
   let columns: string[] = [];
   const started = Date.now();
@@ -75,6 +78,7 @@ export async function streamChunkToParts(options: {
       if (page.value.rows === 0) continue;
       if (columns.length === 0) columns = page.value.columns;
       rows += page.value.rows;
+      if (page.value.kind === "text") textRows += page.value.rows;
       rawBytes += page.value.bytes.byteLength;
       peakPageBytes = Math.max(peakPageBytes, page.value.bytes.byteLength);
       const digestStarted = Date.now();
@@ -144,6 +148,7 @@ export async function streamChunkToParts(options: {
     columns,
     sha256: toHex(await digest.digest),
     rowsRead,
+    textRows,
     // The part buffer's fill plus the page being compressed and the one being fetched.
     peakBufferedBytes: cutter.peakBufferedBytes + 2 * peakPageBytes,
     stages: { ...stages, total: Date.now() - started },

@@ -1,6 +1,13 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { type ChunkRow, PAGE_TARGET_BYTES, type RunRow } from "@path-stats/shared";
+import {
+  type ChunkRow,
+  PAGE_TARGET_BYTES,
+  type RangePage,
+  type RunRow,
+  rangePages,
+  TEXT_PAGE_BYTES,
+} from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { replayDeadLetters } from "../src/dead-letters.ts";
 import { planArchive } from "../src/plan-archive.ts";
@@ -346,16 +353,27 @@ describe("dead letters", () => {
   });
 });
 
+/** How many of a day's rows the page reader gets from text pages and from row pages. */
+async function pageKinds(date: string, maxPageRows = 5000): Promise<Record<RangePage["kind"], number>> {
+  const kinds = { text: 0, rows: 0 };
+  const range = { date, rowidLo: 0, rowidHi: Number.MAX_SAFE_INTEGER, maxPageRows };
+  for await (const page of rangePages(env.D1, range)) kinds[page.kind] += page.rows;
+  return kinds;
+}
+
 describe("rows of any width", () => {
-  it("keep every D1 answer near the page's byte bound when 10 KB rows follow narrow ones", async () => {
+  it("keep every D1 answer within D1's limits when 10 KB rows follow narrow ones, and a line too big for one string", async () => {
     const date = "2026-09-16";
     const next = random(16);
     await insertEvents([
       ...Array.from({ length: 2500 }, (_, i) => event(date, i)),
       ...Array.from({ length: 800 }, (_, i) => event(date, 2500 + i, { user_agent: noise(next, 10_000) })),
       ...Array.from({ length: 300 }, (_, i) => event(date, 3300 + i, { referrer: i % 2 ? noise(next, 3000) : null })),
+      // 1.2 MB as a value, 2.4 MB as a JSON line: only a row page can read it from production D1.
+      event(date, 3600, { user_agent: '"'.repeat(1_200_000) }),
+      ...Array.from({ length: 50 }, (_, i) => event(date, 3601 + i)),
     ]);
-    // Pages of up to 5000 rows: without a bound by width, the fourth page
+    // Pages of up to 5000 rows: without a bound by size, the fourth page
     // (100, 400, 1600 narrow rows before it) would hold every wide row, about 8 MB.
     const measured = measuringD1(/traffic_events/);
     const testEnv = { ...env, D1: measured, PAGE_ROWS: "5000", PARTS_PER_CHUNK: "100" };
@@ -365,11 +383,39 @@ describe("rows of any width", () => {
     const run = await waitForRun(planned.run?.run_id ?? "");
 
     expect(run.status).toBe("archived");
-    expect(run.archived_rows).toBe(3600);
+    expect(run.archived_rows).toBe(3651);
     const lines = await archiveLines(run.object_key);
     expect(lines).toEqual((await d1Rows(date)).map((r) => JSON.stringify(r)));
-    expect(measured.largestAnswer).toBeGreaterThan(PAGE_TARGET_BYTES / 2);
+    // Text pages come near their byte target; the long line's page was refused and read as rows.
+    expect(measured.largestString).toBeGreaterThan(TEXT_PAGE_BYTES / 2);
+    expect(measured.largestString).toBeLessThan(2_000_000);
+    expect(measured.refusals).toBeGreaterThan(0);
     expect(measured.largestAnswer).toBeLessThan(PAGE_TARGET_BYTES * 1.25);
+    const kinds = await pageKinds(date);
+    expect(kinds.text).toBe(3650);
+    expect(kinds.rows).toBe(1);
+  });
+
+  it("archive REAL values and integers up to ±2^53 exactly, as JavaScript writes them", async () => {
+    const date = "2026-09-19";
+    await insertEvents(Array.from({ length: 300 }, (_, i) => event(date, i)));
+    const ids = (await d1Rows(date)).map((r) => r.id);
+    // A REAL in an INTEGER column stays a REAL; SQLite's own JSON would write it with 15 digits (0.3).
+    await env.D1.prepare("UPDATE traffic_events SET latency_ms = 0.1 + 0.2 WHERE id = ?1").bind(ids[150]).run();
+    await env.D1.prepare("UPDATE traffic_events SET bytes = 9007199254740991, ts = -9007199254740991 WHERE id = ?1")
+      .bind(ids[200])
+      .run();
+    const run = await archive(date);
+
+    expect(run.status).toBe("archived");
+    const lines = await archiveLines(run.object_key);
+    expect(lines).toEqual((await d1Rows(date)).map((r) => JSON.stringify(r)));
+    expect(lines[150]).toContain('"latency_ms":0.30000000000000004');
+    expect(lines[200]).toContain('"ts":-9007199254740991');
+    // Only the page holding the REAL was read as rows.
+    const kinds = await pageKinds(date, 100);
+    expect(kinds.rows).toBe(100);
+    expect(kinds.text).toBe(200);
   });
 });
 
@@ -378,6 +424,7 @@ describe("values JSON cannot carry exactly", () => {
     ["2026-09-17", "UPDATE traffic_events SET latency_ms = 9e999 WHERE id = ?1", /non-finite number/],
     ["2026-09-18", "UPDATE traffic_events SET bytes = -9e999 WHERE id = ?1", /non-finite number/],
     ["2026-09-13", "UPDATE traffic_events SET bytes = X'00ff10' WHERE id = ?1", /BLOB in column bytes/],
+    ["2026-09-20", "UPDATE traffic_events SET user_agent = X'00ff10' WHERE id = ?1", /BLOB in column user_agent/],
     ["2026-09-14", "UPDATE traffic_events SET bytes = 9007199254740993 WHERE id = ?1", /beyond ±2\^53 .* bytes/],
   ];
   for (const [date, sql, reason] of cases) {

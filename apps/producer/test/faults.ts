@@ -200,16 +200,34 @@ export function faultyR2(
 /** The keyset page reads of the archiver and of cleanup's verification. */
 export const PAGE_READ = /WHERE event_date = \?1 AND id > \?2 AND id <= \?3 ORDER BY id LIMIT \?4/;
 
-/** D1 that notes the size, as JSON, of the largest answer to a statement matching `match`. */
-export function measuringD1(match: RegExp, base: D1Database = env.D1): D1Database & { largestAnswer: number } {
-  const state = { largestAnswer: 0 };
+/**
+ * D1 that notes the size, as JSON, of the largest answer to a statement
+ * matching `match`, the largest string in any such answer (in UTF-8 bytes),
+ * and how often D1 refused one as too big (SQLITE_TOOBIG: D1's 2 MB limit on
+ * any string, which local D1 enforces too).
+ */
+export function measuringD1(
+  match: RegExp,
+  base: D1Database = env.D1,
+): D1Database & { largestAnswer: number; largestString: number; refusals: number } {
+  const state = { largestAnswer: 0, largestString: 0, refusals: 0 };
+  const utf8 = new TextEncoder();
   const wrapStatement = (statement: D1PreparedStatement, sql: string): D1PreparedStatement =>
     new Proxy(statement, {
       get(target, prop) {
         if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values), sql);
         if (prop === "all" && match.test(sql)) {
           return async () => {
-            const answer = await target.all();
+            const answer = await target.all().catch((error: unknown) => {
+              if (String(error).includes("SQLITE_TOOBIG")) state.refusals++;
+              throw error;
+            });
+            for (const row of answer.results as Record<string, unknown>[]) {
+              for (const value of Object.values(row)) {
+                if (typeof value !== "string") continue;
+                state.largestString = Math.max(state.largestString, utf8.encode(value).byteLength);
+              }
+            }
             state.largestAnswer = Math.max(state.largestAnswer, JSON.stringify(answer.results).length);
             return answer;
           };
@@ -219,11 +237,11 @@ export function measuringD1(match: RegExp, base: D1Database = env.D1): D1Databas
     });
   return new Proxy(base, {
     get(target, prop) {
-      if (prop === "largestAnswer") return state.largestAnswer;
+      if (prop === "largestAnswer" || prop === "largestString" || prop === "refusals") return state[prop];
       if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql), sql);
       return passThrough(target, prop);
     },
-  }) as D1Database & { largestAnswer: number };
+  }) as D1Database & { largestAnswer: number; largestString: number; refusals: number };
 }
 
 /** D1 that adds up D1's own `rows_read` of every statement run through it, batches included. */
