@@ -16,6 +16,7 @@
  */
 import { execSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -308,6 +309,17 @@ async function benchPolling(rows: number): Promise<{ unpolledMs: [number, number
   });
 }
 
+/** The workerd that wrangler runs: miniflare's dependency (there is no workerd on PATH). */
+function workerdVersion(): string {
+  try {
+    const wrangler = createRequire(join(ROOT, "package.json")).resolve("wrangler/package.json");
+    const miniflare = createRequire(wrangler).resolve("miniflare/package.json");
+    return `workerd ${(createRequire(miniflare)("workerd/package.json") as { version: string }).version}`;
+  } catch {
+    return "workerd ?";
+  }
+}
+
 function version(command: string): string {
   try {
     return execSync(command, { cwd: ROOT, encoding: "utf8" }).trim().split("\n").at(-1) ?? "?";
@@ -427,7 +439,7 @@ async function main(): Promise<void> {
 
 Command: \`pnpm bench -- --sizes ${sizes.join(",")}\` (scripts/bench.ts), run ${new Date().toISOString()}.
 
-Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, ${version("workerd --version")}.
+Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, ${workerdVersion()}.
 
 Each size runs on a fresh local stack (\`wrangler dev\` of the three Workers, PART_SIZE_BYTES 5 MiB,
 PARTS_PER_CHUNK 4, PAGE_ROWS 5000, DELETE_BATCH_ROWS 5000) and fresh state, seeded with \`pnpm seed\`'s

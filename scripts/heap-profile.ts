@@ -46,9 +46,14 @@ async function profile(
   await start();
   if (cpuMs) {
     const d1 = await openInspector(port, "d1:db").catch(() => null);
+    // A profile that gets no answer is reported as missing; the heap figures still come.
+    const noAnswer = (error: Error) => {
+      console.log(`(no CPU profile: ${error.message})`);
+      return null;
+    };
     const [own, database] = await Promise.all([
-      cpuProfileSummary(session, Number(cpuMs)),
-      d1 ? cpuProfileSummary(d1, Number(cpuMs)) : null,
+      cpuProfileSummary(session, Number(cpuMs)).catch(noAnswer),
+      d1 ? cpuProfileSummary(d1, Number(cpuMs)).catch(noAnswer) : null,
     ]);
     d1?.close();
     for (const [name, cpu] of [

@@ -101,7 +101,8 @@ export async function sampleHeaps(port: number, workers: string[], intervalMs = 
 
 /** One DevTools session with a worker's isolate: commands answered by id, events to a listener. */
 export interface InspectorSession {
-  send<T = unknown>(method: string, params?: Record<string, unknown>): Promise<T>;
+  /** Fails if no answer comes within `timeoutMs` (workerd leaves some requests unanswered; seen under load). */
+  send<T = unknown>(method: string, params?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
   onEvent(listener: (method: string, params: Record<string, unknown>) => void): void;
   close(): void;
 }
@@ -140,10 +141,22 @@ export async function openInspector(port: number, worker: string): Promise<Inspe
     }
   };
   return {
-    send<T>(method: string, params: Record<string, unknown> = {}) {
+    send<T>(method: string, params: Record<string, unknown> = {}, timeoutMs = 60_000) {
       const id = ++nextId;
       socket.send(JSON.stringify({ id, method, params }));
-      return new Promise<T>((resolve, reject) => pending.set(id, { resolve: resolve as (v: unknown) => void, reject }));
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`the inspector of ${worker} did not answer ${method} within ${timeoutMs / 1000} s`));
+        }, timeoutMs);
+        const settle =
+          <A extends unknown[]>(f: (...a: A) => void) =>
+          (...a: A) => {
+            clearTimeout(timer);
+            f(...a);
+          };
+        pending.set(id, { resolve: settle(resolve as (v: unknown) => void), reject: settle(reject) });
+      });
     },
     onEvent(listener) {
       listeners.push(listener);

@@ -9,7 +9,14 @@ import {
   type RunRow,
   recordPoint,
 } from "@path-stats/shared";
-import { ARCHIVED_ROWS, loadRange, MAX_BATCH_CHARS, matchArchivedRow, verifyRange } from "./verify-range.ts";
+import {
+  ARCHIVED_ROWS,
+  deleteIfSameLinesSql,
+  loadRange,
+  MAX_BATCH_CHARS,
+  matchArchivedRow,
+  verifyRange,
+} from "./verify-range.ts";
 
 export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
 
@@ -19,10 +26,12 @@ export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
  * The archive's own bytes decide. Before anything is deleted, the range's
  * gzip member is read back from the R2 object named by the manifest (the
  * commit point) and must decompress to exactly the chunk's rows and SHA-256.
- * Then the member is read again (the same object, by etag) and each DELETE
- * statement carries a window of the archived rows as one JSON parameter and
- * removes only the rows that, at that moment, have the same id and every
- * column equal to an archived row. A row that entered the range after it was
+ * Then the member is read again (the same object, by etag) in windows of
+ * lines. A window's rows go in one statement if SQLite writes the date's rows
+ * between the window's first and last id as exactly its lines; otherwise a
+ * second statement carries the window as one JSON parameter and removes only
+ * the rows that, at that moment, have the same id and every column equal to
+ * an archived row. A row that entered the range after it was
  * archived (an explicit id, a row moved into the date, a changed row) is left
  * in D1 and counted in `rows_left`; a later run archives it. Progress is
  * counted in each DELETE's own transaction, so a retry after a crash
@@ -68,8 +77,10 @@ export async function cleanRange(
     .bind(now.toISOString(), run.run_id, chunk.chunk_index)
     .run();
 
-  // A row goes only if every column equals the archived value: `IS` matches NULLs too. CROSS JOIN
-  // keeps the archived rows as the outer loop, one primary-key lookup each: left to itself, SQLite
+  // The usual case: the window's rows are exactly its lines, and go together.
+  const deleteIfSame = db.prepare(deleteIfSameLinesSql(columns));
+  // Otherwise a row goes only if every column equals the archived value: `IS` matches NULLs too. CROSS
+  // JOIN keeps the archived rows as the outer loop, one primary-key lookup each: left to itself, SQLite
   // walks the whole range by the date index and scans the JSON for every row (quadratic).
   const matches = matchArchivedRow(columns);
   const deleteArchived = db.prepare(
@@ -84,20 +95,34 @@ export async function cleanRange(
   );
   let rowsWritten = 0;
   let deleteMs = 0;
+  let windowsMatchedByRow = 0;
+  /** One transaction: the DELETE and its count. */
+  const deleteAndCount = async (statement: D1PreparedStatement): Promise<number> => {
+    const [deleted, counted] = await db.batch([statement, countProgress.bind(run.run_id, chunk.chunk_index)]);
+    rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
+    return deleted?.meta.changes ?? 0;
+  };
   const deletesStarted = Date.now();
+  const windows = chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
+    maxLines: config.DELETE_BATCH_ROWS,
+    maxChars: MAX_BATCH_CHARS,
+    etag,
+  });
   try {
-    for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
-      maxLines: config.DELETE_BATCH_ROWS,
-      maxChars: MAX_BATCH_CHARS,
-      etag,
-    })) {
+    // The next window is read and decompressed while D1 deletes this one.
+    let next = windows.next();
+    for (let window = await next; !window.done; window = await next) {
+      next = windows.next();
+      next.catch(() => {}); // awaited on the next turn; a failure must not go unhandled meanwhile
+      const lines = window.value;
       const statementStarted = Date.now();
-      const [deleted, counted] = await db.batch([
-        deleteArchived.bind(`[${lines.join(",")}]`, run.date, chunk.rowid_lo, chunk.rowid_hi),
-        countProgress.bind(run.run_id, chunk.chunk_index),
-      ]);
+      const [first, last] = [lineId(lines[0]), lineId(lines.at(-1))];
+      const together = await deleteAndCount(deleteIfSame.bind(lines.join("\n"), run.date, first, last));
+      if (together !== lines.length) {
+        windowsMatchedByRow++;
+        await deleteAndCount(deleteArchived.bind(`[${lines.join(",")}]`, run.date, chunk.rowid_lo, chunk.rowid_hi));
+      }
       deleteMs += Date.now() - statementStarted;
-      rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
     }
   } catch (error) {
     // The object changed or vanished between the check and the deletes: what was deleted matched it.
@@ -106,8 +131,11 @@ export async function cleanRange(
       return "refused";
     }
     throw error;
+  } finally {
+    // Stopped early (a failed statement): stop reading the member too.
+    await windows.return(undefined).catch(() => {});
   }
-  // Reading the member again and building the statements' JSON: the deletes' time outside D1.
+  // Waiting for the next window (read and decompressed ahead, while D1 deletes the one before).
   const readMs = Date.now() - deletesStarted - deleteMs;
 
   // What is left of the date in the range is in no archive: a later run takes it.
@@ -144,6 +172,7 @@ export async function cleanRange(
       statements: done.delete_statements,
       rowsWritten: done.cleanup_rows_written,
       ms: done.cleanup_ms,
+      windowsMatchedByRow,
       stagesMs: { verify: verifyMs, read: readMs, delete: deleteMs },
     });
   }
@@ -151,6 +180,13 @@ export async function cleanRange(
   // Cleaned when the last range finished, not when its message arrived: the run's cleaned_at times cleanup.
   await markCleanedIfDone(db, run, new Date());
   return "cleaned";
+}
+
+/** The id of an archived line (checked by the read-back before any delete). */
+function lineId(line: string | undefined): number {
+  const id = (JSON.parse(line ?? "null") as { id?: unknown } | null)?.id;
+  if (typeof id !== "number") throw new ArchiveReadError(`an archived line has no numeric id: ${line?.slice(0, 80)}`);
+  return id;
 }
 
 /** Records why a range was not deleted, on the range and on its run, and deletes nothing. */

@@ -3,6 +3,7 @@ import {
   type ChunkRow,
   type CleanupRangeMessage,
   chunkBytes,
+  jsonLineSql,
   Manifest,
   type RunRow,
   toHex,
@@ -46,6 +47,24 @@ export const MAX_BATCH_CHARS = 1024 * 1024;
  * which would call jsonb() at every use.
  */
 export const ARCHIVED_ROWS = "(SELECT jsonb(value) AS value FROM json_each(?1) LIMIT -1 OFFSET 0)";
+
+/**
+ * Deletes the date's rows with id in [?3, ?4] only if, together and in id
+ * order, SQLite writes them as exactly the archived lines ?1 (joined by
+ * newlines, as archived): then each of them is an archived line and no other
+ * row is there. Otherwise it deletes nothing, and the window is matched row
+ * by row. The check runs once per statement (MATERIALIZED), not per row.
+ * Measured with node:sqlite on 300 000 seeded rows in windows of about 1 MiB:
+ * 1.4 s, against 2.8-3.3 s matched row by row and 0.9 s deleted by id range
+ * with no check at all.
+ */
+export function deleteIfSameLinesSql(columns: readonly string[]): string {
+  return `WITH same AS MATERIALIZED (
+      SELECT group_concat(line, char(10)) = ?1 AS yes FROM (
+        SELECT ${jsonLineSql(columns)} AS line FROM traffic_events
+        WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 ORDER BY id))
+    DELETE FROM traffic_events WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 AND (SELECT yes FROM same)`;
+}
 
 /**
  * SQL that holds when D1's row `t` equals the archived row `j` (an ARCHIVED_ROWS

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { replayDeadLetters } from "../src/dead-letters.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
-import { capturingQueue, deliver, deliverCleanup, faultyD1, measuringD1, PAGE_READ } from "./faults.ts";
+import { capturingQueue, DELETE_ROWS, deliver, deliverCleanup, faultyD1, measuringD1, PAGE_READ } from "./faults.ts";
 import {
   archiveLines,
   d1Rows,
@@ -87,7 +87,7 @@ describe("a row leaves D1 only if the committed archive holds it exactly", () =>
     const [message] = queue.sent;
 
     // The range is checked and its first delete runs; the second fails.
-    const dying = { ...env, D1: faultyD1([{ match: /^DELETE FROM traffic_events/, skip: 1, times: 1 }]) };
+    const dying = { ...env, D1: faultyD1([{ match: DELETE_ROWS, skip: 1, times: 1 }]) };
     expect(await deliverCleanup(message, dying)).toBe("retry");
     // A writer that assigns ids puts a new row at an id whose archived row was just deleted.
     const reused = first.rowid_lo + 1;
@@ -416,6 +416,15 @@ describe("rows of any width", () => {
     const kinds = await pageKinds(date, 100);
     expect(kinds.rows).toBe(100);
     expect(kinds.text).toBe(200);
+
+    // Cleanup matches the window holding the REAL row by row (SQLite writes it otherwise), the rest together.
+    await cleanAll(date);
+    expect(await count(date)).toBe(0);
+    const chunk = await env.D1.prepare("SELECT * FROM archive_chunks WHERE run_id = ?1")
+      .bind(run.run_id)
+      .first<ChunkRow>();
+    expect(chunk).toMatchObject({ cleanup_state: "cleaned", rows_deleted: 300, rows_left: 0 });
+    expect(chunk?.delete_statements).toBe(Math.ceil(300 / Number(env.DELETE_BATCH_ROWS)) + 1);
   });
 });
 

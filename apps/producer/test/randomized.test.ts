@@ -4,7 +4,7 @@ import type { Manifest } from "@path-stats/shared";
 import { expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../src/plan-cleanup.ts";
-import { capturingQueue, deliver, deliverCleanup, faultyD1, faultyR2, PAGE_READ } from "./faults.ts";
+import { capturingQueue, DELETE_ROWS, deliver, deliverCleanup, faultyD1, faultyR2, PAGE_READ } from "./faults.ts";
 import { event, insertEvents, insertEventWithId, random } from "./helpers.ts";
 
 /**
@@ -50,7 +50,7 @@ const FAULTS: [string, () => Partial<Env>][] = [
     "death between the manifest and archived",
     () => ({ D1: faultyD1([{ match: /SET status = 'archived'/, times: 1 }]) }),
   ],
-  ["death between two deletes", () => ({ D1: faultyD1([{ match: /^DELETE FROM traffic_events/, times: 1 }]) })],
+  ["death between two deletes", () => ({ D1: faultyD1([{ match: DELETE_ROWS, times: 1 }]) })],
   [
     "death before a range is marked cleaned",
     () => ({ D1: faultyD1([{ match: /SET cleanup_state = 'cleaned'/, times: 1 }]) }),

@@ -10,6 +10,17 @@ export function jsonLine(row: Record<string, unknown>): string {
   return `${JSON.stringify(row)}\n`;
 }
 
+/**
+ * The same line written by SQLite, without its newline: an SQL expression
+ * over `columns` of the row in scope. For rows of text and integers up to
+ * ±2^53 it is the same bytes as jsonLine (REALs differ: SQLite keeps 15
+ * digits). Column names must be plain identifiers or already safe to quote.
+ */
+export function jsonLineSql(columns: readonly string[]): string {
+  const pairs = columns.map((c) => `'${c.replaceAll("'", "''")}', "${c.replaceAll('"', '""')}"`);
+  return `json_object(${pairs.join(", ")})`;
+}
+
 /** A row holds a value that JSON cannot carry exactly: archiving it would change it. */
 export class UnencodableValueError extends Error {
   override name = "UnencodableValueError";

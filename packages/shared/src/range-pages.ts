@@ -1,4 +1,4 @@
-import { encodeRows, UnencodableValueError } from "./jsonl.ts";
+import { encodeRows, jsonLineSql, UnencodableValueError } from "./jsonl.ts";
 
 const encoder = new TextEncoder();
 
@@ -93,9 +93,8 @@ function textPageSql(columns: readonly Column[]): string {
       const q = quote(c.name);
       return `${q} > 9007199254740991 OR ${q} < -9007199254740991 OR typeof(${q}) = 'real'`;
     });
-  const pairs = columns.map((c) => `'${c.name.replaceAll("'", "''")}', ${quote(c.name)}`);
   return `SELECT count(*) AS scanned, count(line) AS lines, max(id) AS last, group_concat(line, char(10)) AS text
-    FROM (SELECT id, CASE WHEN ${inexact.join(" OR ") || "0"} THEN NULL ELSE json_object(${pairs.join(", ")}) END AS line
+    FROM (SELECT id, CASE WHEN ${inexact.join(" OR ") || "0"} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line
       FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`;
 }
 
