@@ -3,7 +3,7 @@ import {
   type ChunkRow,
   type CleanupRangeMessage,
   type Config,
-  chunkLines,
+  chunkWindows,
   logEvent,
   markDayCleanedIfDone,
   type RunRow,
@@ -11,9 +11,10 @@ import {
 } from "@path-stats/shared";
 import {
   ARCHIVED_ROWS,
+  asJsonArray,
   deleteIfSameLinesSql,
   loadRange,
-  MAX_BATCH_CHARS,
+  MAX_BATCH_BYTES,
   matchArchivedRow,
   verifyRange,
 } from "./verify-range.ts";
@@ -103,9 +104,9 @@ export async function cleanRange(
     return deleted?.meta.changes ?? 0;
   };
   const deletesStarted = Date.now();
-  const windows = chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
+  const windows = chunkWindows(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
     maxLines: config.DELETE_BATCH_ROWS,
-    maxChars: MAX_BATCH_CHARS,
+    maxBytes: MAX_BATCH_BYTES,
     etag,
   });
   try {
@@ -114,13 +115,15 @@ export async function cleanRange(
     for (let window = await next; !window.done; window = await next) {
       next = windows.next();
       next.catch(() => {}); // awaited on the next turn; a failure must not go unhandled meanwhile
-      const lines = window.value;
+      const { text, lines } = window.value;
       const statementStarted = Date.now();
-      const [first, last] = [lineId(lines[0]), lineId(lines.at(-1))];
-      const together = await deleteAndCount(deleteIfSame.bind(lines.join("\n"), run.date, first, last));
-      if (together !== lines.length) {
+      const firstEnd = text.indexOf("\n");
+      const first = lineId(firstEnd === -1 ? text : text.slice(0, firstEnd));
+      const last = lineId(text.slice(text.lastIndexOf("\n") + 1));
+      const together = await deleteAndCount(deleteIfSame.bind(text, run.date, first, last));
+      if (together !== lines) {
         windowsMatchedByRow++;
-        await deleteAndCount(deleteArchived.bind(`[${lines.join(",")}]`, run.date, chunk.rowid_lo, chunk.rowid_hi));
+        await deleteAndCount(deleteArchived.bind(asJsonArray(text), run.date, chunk.rowid_lo, chunk.rowid_hi));
       }
       deleteMs += Date.now() - statementStarted;
     }
@@ -183,9 +186,9 @@ export async function cleanRange(
 }
 
 /** The id of an archived line (checked by the read-back before any delete). */
-function lineId(line: string | undefined): number {
-  const id = (JSON.parse(line ?? "null") as { id?: unknown } | null)?.id;
-  if (typeof id !== "number") throw new ArchiveReadError(`an archived line has no numeric id: ${line?.slice(0, 80)}`);
+function lineId(line: string): number {
+  const id = (JSON.parse(line) as { id?: unknown } | null)?.id;
+  if (typeof id !== "number") throw new ArchiveReadError(`an archived line has no numeric id: ${line.slice(0, 80)}`);
   return id;
 }
 

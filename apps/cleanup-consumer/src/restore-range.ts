@@ -3,10 +3,17 @@ import {
   type ChunkRow,
   type CleanupRangeMessage,
   type Config,
-  chunkLines,
+  chunkWindows,
   logEvent,
 } from "@path-stats/shared";
-import { ARCHIVED_ROWS, loadRange, MAX_BATCH_CHARS, matchArchivedRow, verifyRange } from "./verify-range.ts";
+import {
+  ARCHIVED_ROWS,
+  asJsonArray,
+  loadRange,
+  MAX_BATCH_BYTES,
+  matchArchivedRow,
+  verifyRange,
+} from "./verify-range.ts";
 
 export type RestoreOutcome = "restored" | "refused";
 
@@ -64,12 +71,12 @@ export async function restoreRange(
      WHERE NOT (${matchArchivedRow(columns)}) LIMIT ${CONFLICTS_NAMED}`,
   );
   try {
-    for await (const lines of chunkLines(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
+    for await (const { text } of chunkWindows(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
       maxLines: config.DELETE_BATCH_ROWS,
-      maxChars: MAX_BATCH_CHARS,
+      maxBytes: MAX_BATCH_BYTES,
       etag,
     })) {
-      const json = `[${lines.join(",")}]`;
+      const json = asJsonArray(text);
       const [, , conflicts] = await db.batch([
         insertMissing.bind(json),
         countProgress.bind(run.run_id, chunk.chunk_index),

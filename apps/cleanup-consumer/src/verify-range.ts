@@ -31,11 +31,16 @@ export async function loadRange(
 }
 
 /**
- * Most characters of archived JSON passed to one statement (a DELETE or a
+ * Most bytes of archived lines passed to one statement (a DELETE or a
  * restore's INSERT): D1 takes a string parameter of up to 2 MB, and the
  * statement's work grows with it.
  */
-export const MAX_BATCH_CHARS = 1024 * 1024;
+export const MAX_BATCH_BYTES = 1024 * 1024;
+
+/** A window of archived lines (joined by newlines) as one JSON array of their objects, for ARCHIVED_ROWS. */
+export function asJsonArray(lines: string): string {
+  return `[${lines.replaceAll("\n", ",")}]`;
+}
 
 /**
  * The archived lines passed as a statement's JSON parameter ?1, as rows `j`

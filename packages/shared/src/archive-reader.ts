@@ -82,43 +82,84 @@ export async function* chunkBytes(
 }
 
 /**
- * A chunk's JSON Lines (see `chunkBytes`), in batches of at most `maxLines`
- * lines and about `maxChars` characters (one line longer than that comes
- * alone).
+ * A chunk's JSON Lines (see `chunkBytes`) in windows of whole lines: at most
+ * `maxLines` lines and `maxBytes` bytes each (a longer line comes alone).
+ * A window's text is its lines joined by newlines, as archived, without the
+ * last newline; nothing is split into one string per line.
  */
-export async function* chunkLines(
+export async function* chunkWindows(
   source: RangeSource,
   manifest: Manifest,
   chunkIndex: number,
-  options: { maxLines: number; maxChars: number; etag?: string },
-): AsyncGenerator<string[]> {
+  options: { maxLines: number; maxBytes: number; etag?: string },
+): AsyncGenerator<{ text: string; lines: number }> {
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  let rest = "";
-  let batch: string[] = [];
-  let chars = 0;
-  for await (const bytes of chunkBytes(source, manifest, chunkIndex, options)) {
+  const label = `chunk ${chunkIndex} of ${manifest.objectKey}`;
+  for await (const window of lineWindows(chunkBytes(source, manifest, chunkIndex, options), { ...options, label })) {
     let text: string;
     try {
-      text = decoder.decode(bytes, { stream: true });
+      text = decoder.decode(window.bytes);
     } catch {
-      throw new ArchiveReadError(`chunk ${chunkIndex} of ${manifest.objectKey} is not UTF-8`);
+      throw new ArchiveReadError(`${label} is not UTF-8`);
     }
-    const lines = (rest + text).split("\n");
-    rest = lines.pop() ?? "";
-    for (const line of lines) {
-      if (batch.length > 0 && (batch.length >= options.maxLines || chars + line.length > options.maxChars)) {
-        yield batch;
-        batch = [];
-        chars = 0;
+    yield { text, lines: window.lines };
+  }
+}
+
+const NEWLINE = 0x0a;
+
+/**
+ * Cuts JSON Lines bytes, arriving in pieces of any size, into windows of
+ * whole lines (see `chunkWindows`). A window's bytes are a copy: the caller
+ * may hold one while the next is cut.
+ */
+export async function* lineWindows(
+  pieces: AsyncIterable<Uint8Array>,
+  options: { maxLines: number; maxBytes: number; label: string },
+): AsyncGenerator<{ bytes: Uint8Array; lines: number }> {
+  let buffer = new Uint8Array(2 * options.maxBytes + 65_536);
+  let length = 0;
+  /** Newlines before `scanned` are counted: `lines` of them, the last one just before `end`. */
+  let scanned = 0;
+  let lines = 0;
+  let end = 0;
+  for await (const piece of pieces) {
+    if (length + piece.byteLength > buffer.byteLength) {
+      const grown = new Uint8Array(Math.max(2 * buffer.byteLength, length + piece.byteLength));
+      grown.set(buffer.subarray(0, length));
+      buffer = grown;
+    }
+    buffer.set(piece, length);
+    length += piece.byteLength;
+    for (;;) {
+      let full = lines >= options.maxLines;
+      while (!full) {
+        const at = buffer.indexOf(NEWLINE, scanned);
+        if (at === -1 || at >= length) {
+          scanned = length;
+          break;
+        }
+        // This line would make the window too big: it starts the next one.
+        if (lines > 0 && at > options.maxBytes) {
+          full = true;
+          break;
+        }
+        lines++;
+        end = at + 1;
+        scanned = end;
+        full = lines >= options.maxLines || end > options.maxBytes;
       }
-      batch.push(line);
-      chars += line.length + 1;
+      if (!full) break;
+      yield { bytes: buffer.slice(0, end - 1), lines };
+      buffer.copyWithin(0, end, length);
+      length -= end;
+      scanned -= end;
+      lines = 0;
+      end = 0;
     }
   }
-  if (rest + decoder.decode() !== "") {
-    throw new ArchiveReadError(`chunk ${chunkIndex} of ${manifest.objectKey} does not end with a newline`);
-  }
-  if (batch.length > 0) yield batch;
+  if (length > end) throw new ArchiveReadError(`${options.label} does not end with a newline`);
+  if (lines > 0) yield { bytes: buffer.slice(0, end - 1), lines };
 }
 
 /**
