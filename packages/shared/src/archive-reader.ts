@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { createGunzip } from "node:zlib";
 import type { Manifest } from "./messages.ts";
 
 /**
@@ -38,6 +40,11 @@ export class ArchiveReadError extends Error {
  * A chunk's decompressed bytes, read from the object as a stream, in the
  * pieces the decompressor gives. With `etag`, the read fails unless the
  * object is still the one that was checked.
+ *
+ * Decompressed with node:zlib (nodejs_compat), not DecompressionStream:
+ * measured in the local runtime on 38 MB of JSON Lines, DecompressionStream
+ * took 230-260 ms and gave 4 KiB pieces (9 200 of them, each a round through
+ * every reader above it), node:zlib 125-150 ms in 64 KiB pieces.
  */
 export async function* chunkBytes(
   source: RangeSource,
@@ -53,31 +60,43 @@ export async function* chunkBytes(
   });
   if (!object) throw new ArchiveReadError(`archive object ${manifest.objectKey} is missing`);
   if (!object.body) throw new ArchiveReadError(`archive object ${manifest.objectKey} changed since it was verified`);
-  const reader = object.body.pipeThrough(new DecompressionStream("gzip")).getReader();
+  const compressed = object.body.getReader();
+  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
+  // The member's compressed bytes into the decompressor, as fast as it takes them.
+  const feeding = (async () => {
+    for (let piece = await compressed.read(); !piece.done; piece = await compressed.read()) {
+      if (!gunzip.write(piece.value)) await once(gunzip, "drain");
+    }
+    gunzip.end();
+  })().catch((error: unknown) => {
+    gunzip.destroy(error instanceof Error ? error : new Error(String(error)));
+  });
   let finished = false;
   let sinceYield = 0;
   try {
-    for (;;) {
-      let piece: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        piece = await reader.read();
-      } catch (error) {
-        throw new ArchiveReadError(
-          `chunk ${chunkIndex} of ${manifest.objectKey} does not decompress: ${error instanceof Error ? error.message : error}`,
-        );
+    try {
+      for await (const piece of gunzip) {
+        const bytes = piece as Uint8Array;
+        sinceYield += bytes.byteLength;
+        if (sinceYield >= YIELD_EVERY_BYTES) {
+          sinceYield = 0;
+          await yieldToEventLoop();
+        }
+        yield bytes;
       }
-      if (piece.done) break;
-      sinceYield += piece.value.byteLength;
-      if (sinceYield >= YIELD_EVERY_BYTES) {
-        sinceYield = 0;
-        await yieldToEventLoop();
-      }
-      yield piece.value;
+    } catch (error) {
+      throw new ArchiveReadError(
+        `chunk ${chunkIndex} of ${manifest.objectKey} does not decompress: ${error instanceof Error ? error.message : error}`,
+      );
     }
+    await feeding;
     finished = true;
   } finally {
     // Stopped early (a failed delete, a caller that has what it needs): stop the download too.
-    if (!finished) await reader.cancel().catch(() => {});
+    if (!finished) {
+      gunzip.destroy();
+      await compressed.cancel().catch(() => {});
+    }
   }
 }
 
