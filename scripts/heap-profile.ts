@@ -9,6 +9,13 @@
  * answer HeapProfiler.collectGarbage, so snapshots are the way to the live
  * size.) With `--cpu-ms`, each consumer's CPU and the local D1's are first
  * sampled for that long and their busiest functions printed.
+ *
+ * With `--max-heap-mb N`, workerd runs every isolate with V8's old space
+ * limited to N MiB (`--max-old-space-size`, through miniflare's
+ * MINIFLARE_WORKERD_V8_FLAGS): production gives an isolate 128 MB, and the
+ * local runtime none, so this is how a consumer's heap is shown to fit a
+ * limit, garbage and all. An isolate over it dies (V8's "heap out of
+ * memory"), and the day is not archived or cleaned.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -105,6 +112,7 @@ async function main(): Promise<void> {
       rows: { type: "string", default: "1000000" },
       at: { type: "string", default: "3" },
       "cpu-ms": { type: "string", default: "0" },
+      "max-heap-mb": { type: "string" },
     },
   });
   const rows = Number(values.rows);
@@ -112,6 +120,13 @@ async function main(): Promise<void> {
   const cpuMs = Number(values["cpu-ms"]);
   if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows must be a positive integer, got ${values.rows}`);
   if (!(at >= 0)) throw new Error(`--at must be seconds, got ${values.at}`);
+  if (values["max-heap-mb"] !== undefined) {
+    const mb = Number(values["max-heap-mb"]);
+    if (!Number.isInteger(mb) || mb < 1) throw new Error(`--max-heap-mb must be a positive integer, got ${mb}`);
+    // The stack's workerd inherits this environment.
+    process.env.MINIFLARE_WORKERD_V8_FLAGS = `--max-old-space-size=${mb}`;
+    console.log(`every isolate's V8 old space limited to ${mb} MiB`);
+  }
   await withFreshStack("heap-profile-state", async (stack, stateDir) => {
     console.log(`seeding ${rows} rows ...`);
     await seedInWorker(DATE, rows, localD1File(stateDir));
