@@ -187,7 +187,10 @@ export async function cleanRange(
 
 /** The id of an archived line (checked by the read-back before any delete). */
 function lineId(line: string): number {
-  const id = (JSON.parse(line) as { id?: unknown } | null)?.id;
+  let id: unknown;
+  try {
+    id = (JSON.parse(line) as { id?: unknown } | null)?.id;
+  } catch {}
   if (typeof id !== "number") throw new ArchiveReadError(`an archived line has no numeric id: ${line.slice(0, 80)}`);
   return id;
 }
