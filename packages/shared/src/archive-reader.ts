@@ -129,8 +129,9 @@ const NEWLINE = 0x0a;
 
 /**
  * Cuts JSON Lines bytes, arriving in pieces of any size, into windows of
- * whole lines (see `chunkWindows`). A window's bytes are a copy: the caller
- * may hold one while the next is cut.
+ * whole lines (see `chunkWindows`). A window's bytes are a view of the
+ * cutter's buffer, valid until the next window is asked for (no copy: at a
+ * mebibyte per window, copies were half the garbage a cleanup made).
  */
 export async function* lineWindows(
   pieces: AsyncIterable<Uint8Array>,
@@ -169,7 +170,7 @@ export async function* lineWindows(
         full = lines >= options.maxLines || end > options.maxBytes;
       }
       if (!full) break;
-      yield { bytes: buffer.slice(0, end - 1), lines };
+      yield { bytes: buffer.subarray(0, end - 1), lines };
       buffer.copyWithin(0, end, length);
       length -= end;
       scanned -= end;
@@ -178,7 +179,7 @@ export async function* lineWindows(
     }
   }
   if (length > end) throw new ArchiveReadError(`${options.label} does not end with a newline`);
-  if (lines > 0) yield { bytes: buffer.slice(0, end - 1), lines };
+  if (lines > 0) yield { bytes: buffer.subarray(0, end - 1), lines };
 }
 
 /**
