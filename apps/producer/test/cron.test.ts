@@ -44,13 +44,10 @@ it("archives every closed day with unarchived rows, cleans those past the hot wi
 
   // HOT_DAYS = 3 on 2026-05-05: 05-02 .. 05-04 stay in D1, 05-01 is cleaned, both of its runs.
   await runCron();
-  const deadline = Date.now() + 60_000;
-  let meta: { d1_cleaned: number } | null = null;
-  while (Date.now() < deadline) {
-    meta = await env.D1.prepare("SELECT d1_cleaned FROM archive_metadata WHERE date = '2026-05-01'").first();
-    if (meta?.d1_cleaned === 1) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const meta = await pollRow<{ d1_cleaned: number }>(
+    "SELECT d1_cleaned FROM archive_metadata WHERE date = '2026-05-01'",
+    (row) => row?.d1_cleaned === 1,
+  );
   expect(meta?.d1_cleaned).toBe(1);
   const left = await env.D1.prepare(
     "SELECT event_date, COUNT(*) AS n FROM traffic_events GROUP BY event_date ORDER BY event_date",
@@ -62,12 +59,21 @@ it("archives every closed day with unarchived rows, cleans those past the hot wi
 
   // The crons also sent archives to be scrubbed. Let those checks finish before the test ends: work
   // still on the queues at teardown was seen to keep this file's vitest process from exiting.
-  const scrubDeadline = Date.now() + 60_000;
-  let pending: { n: number } | null = null;
-  while (Date.now() < scrubDeadline) {
-    pending = await env.D1.prepare("SELECT COUNT(*) AS n FROM archive_chunks WHERE verify_state = 'pending'").first();
-    if (pending?.n === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const pending = await pollRow<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM archive_chunks WHERE verify_state = 'pending'",
+    (row) => row?.n === 0,
+  );
   expect(pending?.n).toBe(0);
 });
+
+/** Reads one row every 50 ms until `done` holds or a minute has passed; the last row read. */
+async function pollRow<T>(sql: string, done: (row: T | null) => boolean): Promise<T | null> {
+  const deadline = Date.now() + 60_000;
+  let row: T | null = null;
+  while (Date.now() < deadline) {
+    row = await env.D1.prepare(sql).first<T>();
+    if (done(row)) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return row;
+}
