@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { createGzip } from "node:zlib";
 import { type ChunkRow, PartCutter, rangePages, toHex, type UploadedPart } from "@path-stats/shared";
 
 export interface ChunkResult {
@@ -104,33 +106,32 @@ export async function streamChunkToParts(options: {
   const first = await nextBytes();
   if (first) {
     // Only a chunk with rows writes a gzip member: an empty one adds no bytes and no part.
-    const gzip = new CompressionStream("gzip");
-    const writer = gzip.writable.getWriter();
-    // Errors reach us through write() and read(); the closed promises would only report them twice.
-    writer.closed.catch(() => {});
+    // node:zlib rather than CompressionStream: the same zlib at the same level (level 6,
+    // identical bytes), measured 10-20% faster in the runtime and handing out 64 KiB
+    // pieces instead of a few KiB each.
+    const gzip = createGzip({ chunkSize: 64 * 1024 });
+    /** Aborted when the compressed side fails: the reading side then stops too. */
+    const stop = new AbortController();
     const pump = (async () => {
-      try {
-        for (let bytes: Uint8Array | null = first; bytes; bytes = await nextBytes()) {
-          const writeStarted = Date.now();
-          await writer.write(bytes);
-          stages.compressWait += Date.now() - writeStarted;
-        }
-        await writer.close();
-      } catch (error) {
-        // A failed D1 read must fail the compressed side too, or its reader waits forever.
-        await writer.abort(error).catch(() => {});
-        throw error;
+      for (let bytes: Uint8Array | null = first; bytes && !stop.signal.aborted; bytes = await nextBytes()) {
+        const writeStarted = Date.now();
+        if (!gzip.write(bytes)) await once(gzip, "drain", { signal: stop.signal });
+        stages.compressWait += Date.now() - writeStarted;
       }
-    })();
+      if (!stop.signal.aborted) gzip.end();
+    })().catch((error: unknown) => {
+      // A failed D1 read must fail the compressed side too, or its reader waits forever.
+      gzip.destroy(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    });
     // Observed now, awaited below: it may fail while the compressed side is still being read.
     pump.catch(() => {});
-    const compressed = gzip.readable.getReader();
-    compressed.closed.catch(() => {});
     try {
-      for (let c = await compressed.read(); !c.done; c = await compressed.read()) await cutter.write(c.value);
+      for await (const piece of gzip) await cutter.write(piece as Uint8Array);
     } catch (error) {
-      // A failed upload stops the reading side as well.
-      await compressed.cancel(error).catch(() => {});
+      // A failed upload (or D1 read, arriving as the compressor's error) stops both sides.
+      stop.abort();
+      gzip.destroy();
       await pages.return(undefined).catch(() => {});
       throw error;
     }
