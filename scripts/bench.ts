@@ -6,8 +6,10 @@
  *   (node:sqlite → JSON.stringify → zlib), and `sqlite3 -json | gzip -6`
  *   when sqlite3 is installed;
  * - peak anonymous memory (RssAnon) of the local runtime (workerd) while
- *   archiving, each consumer's peak used JS heap (through workerd's
- *   inspector), and the archive consumer's own peak buffered bytes;
+ *   archiving, and the archive consumer's own peak buffered bytes;
+ * - CPU time of the local runtime while archiving, and of the baseline;
+ * - in a second pass with every isolate's V8 heap limited to the target,
+ *   each consumer's peak used JS heap (through workerd's inspector);
  * - D1 rows read per archived row; object size against gzip -6;
  * - cleanup time and D1 rows written per row deleted;
  * - for the smallest size, the archive with the status polled at 1 Hz (as the
@@ -15,7 +17,7 @@
  * Prints a table and writes bench/RESULTS.md.
  */
 import { execSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -57,6 +59,47 @@ function workerdRssAnon(root: number): number {
     } catch {}
   }
   return max;
+}
+
+/** Clock ticks per second of /proc's CPU times. */
+const CLOCK_TICKS = Number(execSync("getconf CLK_TCK").toString().trim()) || 100;
+
+/** Fields of a /proc stat line after the command name, from field 3 (state) on. */
+function statFields(path: string): string[] {
+  const stat = readFileSync(path, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** CPU time (user + system, ms) of each thread of the stack's workerd processes, by "pid/tid". */
+function workerdThreadCpu(root: number): Map<string, number> {
+  const cpu = new Map<string, number>();
+  for (const pid of workerdPids(root)) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const f = statFields(`/proc/${pid}/task/${tid}/stat`);
+        cpu.set(`${pid}/${tid}`, ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS);
+      }
+    } catch {}
+  }
+  return cpu;
+}
+
+/** CPU the stack's workerd threads spent between two readings: in all, and in the busiest thread. */
+function cpuBetween(before: Map<string, number>, after: Map<string, number>): { totalMs: number; busiestMs: number } {
+  let totalMs = 0;
+  let busiestMs = 0;
+  for (const [thread, ms] of after) {
+    const spent = ms - (before.get(thread) ?? 0);
+    totalMs += spent;
+    busiestMs = Math.max(busiestMs, spent);
+  }
+  return { totalMs, busiestMs };
+}
+
+/** CPU time (ms) of this process's finished children: a pipeline it ran and waited for. */
+function childrenCpuMs(): number {
+  const f = statFields("/proc/self/stat");
+  return ((Number(f[13]) + Number(f[14])) * 1000) / CLOCK_TICKS;
 }
 
 function status(): Promise<Status> {
@@ -110,27 +153,32 @@ async function nodeBaseline(file: string): Promise<{ ms: number; raw: number; gz
   return { ms: Date.now() - started, raw, gz };
 }
 
-function sqlite3Baseline(file: string): number | null {
+/** `sqlite3 -json | gzip -6` of the day: wall time and the CPU time of both processes. */
+function sqlite3Baseline(file: string): { ms: number; cpuMs: number } | null {
   try {
     execSync("command -v sqlite3", { stdio: "ignore" });
   } catch {
     return null;
   }
   const started = Date.now();
+  const cpuBefore = childrenCpuMs();
   execSync(
     `sqlite3 -readonly -json "${file}" "SELECT * FROM traffic_events WHERE event_date = '${DATE}' ORDER BY id" | gzip -6 > /dev/null`,
     {
       shell: "/bin/bash",
     },
   );
-  return Date.now() - started;
+  return { ms: Date.now() - started, cpuMs: childrenCpuMs() - cpuBefore };
 }
 
-interface Result {
+interface TimedResult {
   rows: number;
   baselineMs: number;
   sqlite3Ms: number | null;
+  sqlite3CpuMs: number | null;
   archiveMs: number;
+  /** CPU of the local runtime while archiving: all its threads, and the busiest one. */
+  archiveCpu: { totalMs: number; busiestMs: number };
   rssBefore: number;
   rssPeak: number;
   peakBuffered: number;
@@ -146,9 +194,6 @@ interface Result {
   cleanupMs: number;
   rowsDeleted: number;
   rowsWritten: number;
-  /** Peak used JS heap of each consumer's isolate (workerd's inspector), while it worked. */
-  archiveHeap: number;
-  cleanupHeap: number;
   /** Summed over the chunks (archive) and ranges (cleanup), from the stack's log. */
   archiveStages: Record<string, number>;
   cleanupStages: Record<string, number>;
@@ -168,14 +213,14 @@ function summedStages(log: string, event: string): Record<string, number> {
   return sums;
 }
 
-async function benchOne(rows: number): Promise<Result> {
+async function benchOne(rows: number): Promise<TimedResult> {
   return withFreshStack(`bench-state-${rows}`, async (stack, stateDir) => {
     const file = localD1File(stateDir);
     console.log(`[${rows}] seeding ...`);
     await seedInWorker(DATE, rows, file);
     console.log(`[${rows}] baselines ...`);
     const baseline = await nodeBaseline(file);
-    const sqlite3Ms = sqlite3Baseline(file);
+    const sqlite3 = sqlite3Baseline(file);
 
     console.log(`[${rows}] archiving ...`);
     const root = stack.pid;
@@ -184,31 +229,30 @@ async function benchOne(rows: number): Promise<Result> {
     const sampler = setInterval(() => {
       rssPeak = Math.max(rssPeak, workerdRssAnon(root));
     }, 100);
-    const inspector = await findInspectorPort(workerdPids(root));
-    const archiveHeaps = await sampleHeaps(inspector, ["path-stats-archive-consumer"]);
+    const cpuBefore = workerdThreadCpu(root);
     const triggered = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
     if (triggered.status !== 202)
       throw new Error(`trigger-archive answered ${triggered.status}: ${JSON.stringify(triggered.json)}`);
     const archivedRun = await until("archived");
+    const archiveCpu = cpuBetween(cpuBefore, workerdThreadCpu(root));
     const archiveMs = Date.parse(archivedRun.timings.archivedAt ?? "") - Date.parse(archivedRun.timings.createdAt);
     clearInterval(sampler);
     rssPeak = Math.max(rssPeak, workerdRssAnon(root));
-    const archiveHeap = (await archiveHeaps.stop())["path-stats-archive-consumer"] ?? Number.NaN;
 
     console.log(`[${rows}] cleaning up ...`);
-    const cleanupHeaps = await sampleHeaps(inspector, ["path-stats-cleanup-consumer"]);
     const cleanupStarted = Date.now();
     const cleanup = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
     if (cleanup.status !== 202) throw new Error(`trigger-cleanup answered ${cleanup.status}`);
     const run = await until("cleaned");
     const cleanupMs = Date.parse(run.timings.cleanedAt ?? "") - cleanupStarted;
-    const cleanupHeap = (await cleanupHeaps.stop())["path-stats-cleanup-consumer"] ?? Number.NaN;
 
     return {
       rows,
       baselineMs: baseline.ms,
-      sqlite3Ms,
+      sqlite3Ms: sqlite3?.ms ?? null,
+      sqlite3CpuMs: sqlite3?.cpuMs ?? null,
       archiveMs,
+      archiveCpu,
       rssBefore,
       rssPeak,
       peakBuffered: run.bytes.peakBuffered,
@@ -224,13 +268,74 @@ async function benchOne(rows: number): Promise<Result> {
       cleanupMs,
       rowsDeleted: run.rows.deleted,
       rowsWritten: run.rows.d1RowsWrittenByCleanup,
-      archiveHeap,
-      cleanupHeap,
       archiveStages: summedStages(stack.log(), "archive.chunk_archived"),
       cleanupStages: summedStages(stack.log(), "cleanup.range_cleaned"),
     };
   });
 }
+
+/**
+ * The heap pass's limit: each isolate's V8 old space, in MiB. Production
+ * gives an isolate 128 MB and the local runtime none, so without a limit V8
+ * lets garbage pile up (a consumer's used heap reached 85 MiB at 1M and 198
+ * MiB at 5M that way) and the peak says little. The limit is on old space
+ * only; the used heap also counts the young generation (seen: up to 1 MiB
+ * over the limit), so old space is held to 16 MiB for the whole used heap to
+ * stay under the consumers' 24 MiB target. A day that finishes under it
+ * shows they fit, garbage and all.
+ */
+const HEAP_LIMIT_MIB = 16;
+const V8_FLAGS = "MINIFLARE_WORKERD_V8_FLAGS";
+
+/** Each consumer's peak used heap (bytes) under HEAP_LIMIT_MIB, or why the day did not finish under it. */
+interface HeapResult {
+  archive: number;
+  cleanup: number;
+  error?: string;
+}
+
+/**
+ * Archives and cleans a day of `rows` again, on a fresh stack whose isolates
+ * V8 holds to HEAP_LIMIT_MIB (\`--max-old-space-size\`, through miniflare's
+ * MINIFLARE_WORKERD_V8_FLAGS), sampling each consumer's used heap every 100
+ * ms through workerd's inspector. Timed apart from the main pass: garbage
+ * collection under a small limit costs time that production's 128 MB does not.
+ * Each step may take `timeoutMs` (a consumer that dies of the limit is retried
+ * by the queue until its run fails, which can take long).
+ */
+async function benchHeap(rows: number, timeoutMs: number): Promise<HeapResult> {
+  // The stack's workerd inherits this environment (miniflare passes it on as V8 flags).
+  process.env[V8_FLAGS] = `--max-old-space-size=${HEAP_LIMIT_MIB}`;
+  const peaks: HeapResult = { archive: Number.NaN, cleanup: Number.NaN };
+  try {
+    return await withFreshStack(`bench-state-heap-${rows}`, async (stack, stateDir) => {
+      console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] seeding ...`);
+      await seedInWorker(DATE, rows, localD1File(stateDir));
+      const inspector = await findInspectorPort(workerdPids(stack.pid));
+      for (const [action, state, worker, key] of [
+        ["archive", "archived", "path-stats-archive-consumer", "archive"],
+        ["cleanup", "cleaned", "path-stats-cleanup-consumer", "cleanup"],
+      ] as const) {
+        console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] ${action} ...`);
+        const sampler = await sampleHeaps(inspector, [worker]);
+        const triggered = await admin("POST", `/admin/trigger-${action}?date=${DATE}`, undefined, { idempotent: true });
+        if (triggered.status !== 202) throw new Error(`trigger-${action} answered ${triggered.status}`);
+        try {
+          await until(state, timeoutMs);
+        } finally {
+          peaks[key] = (await sampler.stop())[worker] ?? Number.NaN;
+        }
+      }
+      return peaks;
+    });
+  } catch (error) {
+    return { ...peaks, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    delete process.env[V8_FLAGS];
+  }
+}
+
+type Result = TimedResult & { heap: HeapResult };
 
 /** What the seed design (bench/seed-design) did with a day, or how it failed. */
 interface SeedDesignResult {
@@ -337,7 +442,12 @@ async function main(): Promise<void> {
     throw new Error(`port ${PORT} is taken: stop pnpm dev (the bench starts its own stack on fresh state)`);
 
   const results: Result[] = [];
-  for (const size of sizes) results.push(await benchOne(size));
+  for (const size of sizes) {
+    const timed = await benchOne(size);
+    // Far longer than either step took without a limit, short of the default wait.
+    const heap = await benchHeap(size, 5 * Math.max(timed.archiveMs, timed.cleanupMs) + 60_000);
+    results.push({ ...timed, heap });
+  }
   const pollingRows = Math.min(...sizes);
   const polling = await benchPolling(pollingRows);
   // The seed design up to the smallest size: its OFFSET pages read O(n²) rows, and it holds the whole day.
@@ -366,8 +476,9 @@ async function main(): Promise<void> {
     "ratio",
     "baseline s: sqlite3 -json, gzip -6",
     "ratio",
+    "CPU s: archive, workerd (busiest thread) / sqlite3 + gzip",
     "RssAnon peak MiB (before)",
-    "heap peak MiB: archive / cleanup consumer",
+    `heap peak MiB, old space held to ${HEAP_LIMIT_MIB} MiB: archive / cleanup consumer`,
     "consumer peak buffered MiB",
     "D1 reads / row: archive + plan",
     "object MiB",
@@ -388,8 +499,11 @@ async function main(): Promise<void> {
       `${(r.archiveMs / r.baselineMs).toFixed(2)}x`,
       sec(r.sqlite3Ms),
       r.sqlite3Ms === null ? "n/a" : `${(r.archiveMs / r.sqlite3Ms).toFixed(2)}x`,
+      `${sec(r.archiveCpu.totalMs)} (${sec(r.archiveCpu.busiestMs)}) / ${sec(r.sqlite3CpuMs)}`,
       `${mib(r.rssPeak)} (${mib(r.rssBefore)})`,
-      `${mib(r.archiveHeap)} / ${mib(r.cleanupHeap)}`,
+      r.heap.error
+        ? `did not finish: ${r.heap.error.replaceAll("|", "/")}`
+        : `${mib(r.heap.archive)} / ${mib(r.heap.cleanup)}`,
       mib(r.peakBuffered),
       `${(r.readsArchiving / r.rows).toFixed(4)} + ${(r.readsPlanning / r.rows).toFixed(4)}`,
       mib(r.objectBytes),
@@ -425,7 +539,7 @@ async function main(): Promise<void> {
         ? `| seed design | ${d.rows.toLocaleString("en-US")} | failed after ${sec(d.ms)} s: ${d.error.replaceAll("|", "/")} | | | |`
         : `| seed design | ${d.rows.toLocaleString("en-US")} | ${sec(d.ms)} | ${(d.rowsRead / d.rows).toFixed(1)} | ${mib(d.jsonlChars)} (the day as one string) | ${mib(d.objectBytes)} |`,
     ),
-    `| this archiver | ${ours.rows.toLocaleString("en-US")} | ${sec(ours.archiveMs)} | ${((ours.readsArchiving + ours.readsPlanning) / ours.rows).toFixed(4)} | ${mib(ours.peakBuffered)} (its buffers; heap peak ${mib(ours.archiveHeap)} used) | ${mib(ours.objectBytes)} |`,
+    `| this archiver | ${ours.rows.toLocaleString("en-US")} | ${sec(ours.archiveMs)} | ${((ours.readsArchiving + ours.readsPlanning) / ours.rows).toFixed(4)} | ${mib(ours.peakBuffered)} (its buffers; heap peak ${mib(ours.heap.archive)} used under ${HEAP_LIMIT_MIB} MiB) | ${mib(ours.objectBytes)} |`,
   ].join("\n");
   const stagesText = `Where the time went (each chunk's and range's own clock, local runtime):\n\n${stageLines.join("\n")}`;
   console.log(`\n${table}\n\n${pollingLine}\n\n${seedDesignText}\n\n${stagesText}\n`);
@@ -453,7 +567,8 @@ ${seedDesignText}
 
 ${stagesText}
 
-- **stages**: d1Wait is waiting for a D1 page (fetched one page ahead), encode is rows to JSON Lines, digest the
+- **stages**: d1Wait is waiting for a D1 page (fetched one page ahead), d1Query D1's own time running the page
+  queries (its \`meta.duration\`: locally on the same thread as the consumer), encode is rows to JSON Lines, digest the
   SHA-256, compressWait the reading side waiting on the compressor, upload the part uploads, total the chunk's wall
   time; the reading and uploading sides overlap, so stages add up to more than total. Cleanup: verify is the
   read-back check of the range's member, read the second read that feeds the deletes, delete the DELETE statements.
@@ -461,12 +576,20 @@ ${stagesText}
   planning, every chunk, finalization. Cleanup likewise, from the trigger to the run's \`cleaned_at\`.
 - **baseline**: the same rows as JSON Lines (the same bytes the archive holds) through zlib level 6, in one Node stream
   (node:sqlite → JSON.stringify → zlib), measured in the same run; \`sqlite3 -json | gzip -6\` where sqlite3 is installed.
+- **CPU s**: CPU time (user + system, from /proc) of the local runtime's threads from the trigger to archived, and
+  in brackets its busiest thread's; against it, the CPU of the sqlite3 and gzip processes. The local runtime runs
+  D1, R2 and all three Workers on one thread, so D1's queries and the consumer's gzip take turns on one core,
+  where the baseline's two processes run side by side on two.
 - **RssAnon peak**: the largest RssAnon of the stack's workerd processes sampled every 100 ms while archiving
   (anonymous memory; SQLite's file pages are not counted); in brackets, before the archive started.
-- **heap peak**: the largest used JS heap of the archive consumer's isolate while archiving, and of the cleanup
-  consumer's while cleaning, sampled every 100 ms through workerd's inspector (\`Runtime.getHeapUsage\`): what
-  Cloudflare's 128 MB per isolate limits. Garbage not yet collected counts (\`pnpm heap-profile\` takes heap snapshots
-  for the live part); n/a when the isolate's inspector never answered.
+- **heap peak, old space held to ${HEAP_LIMIT_MIB} MiB**: the same day archived and cleaned again on a fresh stack whose
+  isolates V8 holds to ${HEAP_LIMIT_MIB} MiB of old space (the used heap also counts the young generation, so this keeps
+  it under the consumers' 24 MiB target); the largest used JS heap of the archive
+  consumer's isolate while archiving, and of the cleanup consumer's while cleaning, sampled every 100 ms through
+  workerd's inspector (\`Runtime.getHeapUsage\`), garbage not yet collected included. Without a limit (the local
+  runtime sets none; production 128 MB) V8 lets garbage pile up and the peak says little. A consumer over the limit
+  dies and the day does not finish: the cell says so. n/a when the isolate's inspector never answered. The timed
+  figures come from the pass without a limit. \`pnpm heap-profile\` takes heap snapshots for the live part.
 - **consumer peak buffered**: the largest of the chunks' own reports (part buffer plus the page being compressed and the one
   being fetched).
 - **D1 reads / row**: D1's own \`rows_read\` over archived rows, for the chunk reads and for planning (probes of the (event_date, id) index
