@@ -8,7 +8,9 @@
  * groups; writes them to .artifacts/heap/. (workerd's inspector does not
  * answer HeapProfiler.collectGarbage, so snapshots are the way to the live
  * size.) With `--cpu-ms`, each consumer's CPU and the local D1's are first
- * sampled for that long and their busiest functions printed.
+ * sampled for that long and their busiest functions printed. Locally they all
+ * run on one workerd thread: a profile's "(program)" and "(idle)" include the
+ * time the thread spent in the other isolates.
  *
  * With `--max-heap-mb N`, workerd runs every isolate with V8's old space
  * limited to N MiB (`--max-old-space-size`, through miniflare's
