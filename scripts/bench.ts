@@ -312,26 +312,19 @@ async function benchHeap(rows: number, timeoutMs: number): Promise<HeapResult> {
       console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] seeding ...`);
       await seedInWorker(DATE, rows, localD1File(stateDir));
       const inspector = await findInspectorPort(workerdPids(stack.pid));
-      // One sampler for both consumers through the pass: each is idle while the other works, so its peak is its
-      // step's. (A connection opened between the steps once went unanswered; whether that was why is not known.)
-      const workers = { archive: "path-stats-archive-consumer", cleanup: "path-stats-cleanup-consumer" } as const;
-      const sampler = await sampleHeaps(inspector, Object.values(workers));
-      try {
-        for (const [action, state] of [
-          ["archive", "archived"],
-          ["cleanup", "cleaned"],
-        ] as const) {
-          console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] ${action} ...`);
-          const triggered = await admin("POST", `/admin/trigger-${action}?date=${DATE}`, undefined, {
-            idempotent: true,
-          });
-          if (triggered.status !== 202) throw new Error(`trigger-${action} answered ${triggered.status}`);
+      for (const [action, state, worker, key] of [
+        ["archive", "archived", "path-stats-archive-consumer", "archive"],
+        ["cleanup", "cleaned", "path-stats-cleanup-consumer", "cleanup"],
+      ] as const) {
+        console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] ${action} ...`);
+        const sampler = await sampleHeaps(inspector, [worker]);
+        const triggered = await admin("POST", `/admin/trigger-${action}?date=${DATE}`, undefined, { idempotent: true });
+        if (triggered.status !== 202) throw new Error(`trigger-${action} answered ${triggered.status}`);
+        try {
           await until(state, timeoutMs);
+        } finally {
+          peaks[key] = (await sampler.stop())[worker] ?? Number.NaN;
         }
-      } finally {
-        const seen = await sampler.stop();
-        peaks.archive = seen[workers.archive] ?? Number.NaN;
-        peaks.cleanup = seen[workers.cleanup] ?? Number.NaN;
       }
       return peaks;
     });
