@@ -29,7 +29,7 @@ import { portIsFree, withFreshStack } from "./dev.ts";
 import { httpRequest } from "./http.ts";
 import { admin, archiveStatus, BASE_URL, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
-import { findInspectorPort, sampleHeaps } from "./worker-heap.ts";
+import { findInspectorPort, limitIsolateHeaps, sampleHeaps } from "./worker-heap.ts";
 import { workerdPids } from "./workerd-processes.ts";
 
 const DATE = "2026-01-15";
@@ -285,7 +285,6 @@ async function benchOne(rows: number): Promise<TimedResult> {
  * shows they fit, garbage and all.
  */
 const HEAP_LIMIT_MIB = 16;
-const V8_FLAGS = "MINIFLARE_WORKERD_V8_FLAGS";
 
 /** Each consumer's peak used heap (bytes) under HEAP_LIMIT_MIB, or why the day did not finish under it. */
 interface HeapResult {
@@ -296,16 +295,14 @@ interface HeapResult {
 
 /**
  * Archives and cleans a day of `rows` again, on a fresh stack whose isolates
- * V8 holds to HEAP_LIMIT_MIB (\`--max-old-space-size\`, through miniflare's
- * MINIFLARE_WORKERD_V8_FLAGS), sampling each consumer's used heap every 100
+ * V8 holds to HEAP_LIMIT_MIB (limitIsolateHeaps), sampling each consumer's used heap every 100
  * ms through workerd's inspector. Timed apart from the main pass: garbage
  * collection under a small limit costs time that production's 128 MB does not.
  * Each step may take `timeoutMs` (a consumer that dies of the limit is retried
  * by the queue until its run fails, which can take long).
  */
 async function benchHeap(rows: number, timeoutMs: number): Promise<HeapResult> {
-  // The stack's workerd inherits this environment (miniflare passes it on as V8 flags).
-  process.env[V8_FLAGS] = `--max-old-space-size=${HEAP_LIMIT_MIB}`;
+  const unlimit = limitIsolateHeaps(HEAP_LIMIT_MIB);
   const peaks: HeapResult = { archive: Number.NaN, cleanup: Number.NaN };
   try {
     return await withFreshStack(`bench-state-heap-${rows}`, async (stack, stateDir) => {
@@ -331,7 +328,7 @@ async function benchHeap(rows: number, timeoutMs: number): Promise<HeapResult> {
   } catch (error) {
     return { ...peaks, error: error instanceof Error ? error.message : String(error) };
   } finally {
-    delete process.env[V8_FLAGS];
+    unlimit();
   }
 }
 

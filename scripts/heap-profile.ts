@@ -30,6 +30,7 @@ import {
   findInspectorPort,
   type HeapGroup,
   heapSnapshotSummary,
+  limitIsolateHeaps,
   openInspector,
 } from "./worker-heap.ts";
 import { workerdPids } from "./workerd-processes.ts";
@@ -134,8 +135,7 @@ async function main(): Promise<void> {
   if (values["max-heap-mb"] !== undefined) {
     const mb = Number(values["max-heap-mb"]);
     if (!Number.isInteger(mb) || mb < 1) throw new Error(`--max-heap-mb must be a positive integer, got ${mb}`);
-    // The stack's workerd inherits this environment.
-    process.env.MINIFLARE_WORKERD_V8_FLAGS = `--max-old-space-size=${mb}`;
+    limitIsolateHeaps(mb);
     console.log(`every isolate's V8 old space limited to ${mb} MiB`);
   }
   await withFreshStack("heap-profile-state", async (stack, stateDir) => {

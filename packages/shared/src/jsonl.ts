@@ -10,6 +10,11 @@ export function jsonLine(row: Record<string, unknown>): string {
   return `${JSON.stringify(row)}\n`;
 }
 
+/** A column name as an SQL identifier: in double quotes, inner ones doubled. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
 /**
  * The same line written by SQLite, without its newline: an SQL expression
  * over `columns` of the row in scope. For rows of text and integers up to
@@ -17,7 +22,7 @@ export function jsonLine(row: Record<string, unknown>): string {
  * digits). Column names must be plain identifiers or already safe to quote.
  */
 export function jsonLineSql(columns: readonly string[]): string {
-  const pairs = columns.map((c) => `'${c.replaceAll("'", "''")}', "${c.replaceAll('"', '""')}"`);
+  const pairs = columns.map((c) => `'${c.replaceAll("'", "''")}', ${quoteIdentifier(c)}`);
   return `json_object(${pairs.join(", ")})`;
 }
 

@@ -1,4 +1,4 @@
-import { encodeRows, jsonLineSql, UnencodableValueError } from "./jsonl.ts";
+import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
 
 const encoder = new TextEncoder();
 
@@ -76,10 +76,6 @@ interface TextPage {
 }
 type TextAnswer = (TextPage & { rowsRead: number }) | "too big" | "not text";
 
-function quote(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 /**
  * The text page query (see above). A row's line is NULL when one of its
  * numeric values (columns without TEXT affinity: only these hold numbers)
@@ -91,7 +87,7 @@ function textPageSql(columns: readonly Column[]): string {
   const inexact = columns
     .filter((c) => !c.textAffinity)
     .map((c) => {
-      const q = quote(c.name);
+      const q = quoteIdentifier(c.name);
       return `${q} > 9007199254740991 OR ${q} < -9007199254740991 OR typeof(${q}) = 'real'`;
     });
   return `SELECT count(*) AS scanned, count(line) AS lines, max(id) AS last, group_concat(line, char(10)) AS text
@@ -116,10 +112,10 @@ function textPageRefusal(error: unknown): "too big" | "not text" | null {
  * null, so a row with more nulls in JS than in SQLite held one.
  */
 function pageSql(columns: readonly string[]): string {
-  const width = columns.map((c) => `ifnull(length(${quote(c)}), 0)`).join(" + ");
-  const nulls = columns.map((c) => `(${quote(c)} IS NULL)`).join(" + ");
+  const width = columns.map((c) => `ifnull(length(${quoteIdentifier(c)}), 0)`).join(" + ");
+  const nulls = columns.map((c) => `(${quoteIdentifier(c)} IS NULL)`).join(" + ");
   const select = columns.map((c) =>
-    c === "id" ? "id" : `CASE WHEN ${WIDTH} <= ?5 THEN ${quote(c)} END AS ${quote(c)}`,
+    c === "id" ? "id" : `CASE WHEN ${WIDTH} <= ?5 THEN ${quoteIdentifier(c)} END AS ${quoteIdentifier(c)}`,
   );
   return `SELECT ${select.join(", ")}, ${WIDTH}, ${NULLS} FROM (
     SELECT *, ${width} AS ${WIDTH}, ${nulls} AS ${NULLS} FROM traffic_events
@@ -128,7 +124,7 @@ function pageSql(columns: readonly string[]): string {
 
 /** Wide rows of one page by id (a JSON array), in id order. */
 function wideRowsSql(columns: readonly string[]): string {
-  const nulls = columns.map((c) => `(t.${quote(c)} IS NULL)`).join(" + ");
+  const nulls = columns.map((c) => `(t.${quoteIdentifier(c)} IS NULL)`).join(" + ");
   return `SELECT t.*, ${nulls} AS ${NULLS}
     FROM json_each(?2) AS j CROSS JOIN traffic_events AS t ON t.id = j.value
     WHERE t.event_date = ?1 ORDER BY t.id`;
