@@ -45,26 +45,31 @@ export async function finalizeRun(env: Env, config: Config, runId: string, now: 
     return run?.status === "finalizing" ? "in_progress" : "not_ready";
   }
 
+  const progress = { manifestPut: false };
   try {
-    await commitRun(env, runId, token);
+    await commitRun(env, runId, token, progress);
     return "finalized";
   } catch (error) {
     if (error instanceof PermanentChunkError) {
       await failRun(env, runId, `finalize: ${error.message}`, new Date(), token);
       return "failed";
     }
-    // Hand the run back so the retried message can finalize it again at once.
+    // Hand the run back so the retried message can finalize it again at once. Once the manifest may be
+    // in R2 the run is committed: it stays 'finalizing', which nothing but its finalizer can fail, and
+    // is left claimable now (finalize_started_at '' is before any cutoff) instead of after the lease.
     await db
       .prepare(
-        "UPDATE archive_runs SET status = 'archiving', finalize_token = NULL, error = ?1 WHERE run_id = ?2 AND finalize_token = ?3",
+        `UPDATE archive_runs SET status = CASE WHEN ?4 THEN 'finalizing' ELSE 'archiving' END,
+           finalize_started_at = CASE WHEN ?4 THEN '' ELSE finalize_started_at END, finalize_token = NULL, error = ?1
+         WHERE run_id = ?2 AND finalize_token = ?3`,
       )
-      .bind(`finalize: ${errorMessage(error)}`, runId, token)
+      .bind(`finalize: ${errorMessage(error)}`, runId, token, progress.manifestPut ? 1 : 0)
       .run();
     throw error;
   }
 }
 
-async function commitRun(env: Env, runId: string, token: string): Promise<void> {
+async function commitRun(env: Env, runId: string, token: string, progress: { manifestPut: boolean }): Promise<void> {
   const db = env.D1;
   const bucket = env.R2_ARCHIVE;
   const run = (await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>()) as RunRow;
@@ -128,6 +133,7 @@ async function commitRun(env: Env, runId: string, token: string): Promise<void> 
     completedAt,
     chunks: manifestChunks,
   };
+  progress.manifestPut = true;
   await bucket.put(run.manifest_key, JSON.stringify(manifest, null, 2), {
     httpMetadata: { contentType: "application/json" },
   });

@@ -4,22 +4,19 @@ import {
   type CleanupRangeMessage,
   type Config,
   chunkWindows,
+  errorMessage,
+  exactRowsJson,
   logEvent,
   markDayCleanedIfDone,
   type RunRow,
   recordPoint,
 } from "@path-stats/shared";
-import {
-  ARCHIVED_ROWS,
-  asJsonArray,
-  deleteIfSameLinesSql,
-  loadRange,
-  MAX_BATCH_BYTES,
-  matchArchivedRow,
-  verifyRange,
-} from "./verify-range.ts";
+import { exactMatchFor, loadRange, MAX_BATCH_BYTES, verifyRange } from "./verify-range.ts";
 
 export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
+
+/** Passes over a range that rows kept entering before its message is retried instead. */
+const MAX_PASSES = 3;
 
 /**
  * Deletes from D1 the rows of one range that its committed archive holds.
@@ -31,8 +28,9 @@ export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
  * lines. A window's rows go in one statement if SQLite writes the date's rows
  * between the window's first and last id as exactly its lines; otherwise a
  * second statement carries the window as one JSON parameter and removes only
- * the rows that, at that moment, have the same id and every column equal to
- * an archived row. A row that entered the range after it was
+ * the rows that, at that moment, restoring the archive would give back
+ * exactly: every current column of the table, same type and value
+ * (exact-rows.ts). A row that entered the range after it was
  * archived (an explicit id, a row moved into the date, a changed row) is left
  * in D1 and counted in `rows_left`; a later run archives it. Progress is
  * counted in each DELETE's own transaction, so a retry after a crash
@@ -72,30 +70,30 @@ export async function cleanRange(
     await refuse(env, run, chunk, now, verified);
     return "refused";
   }
-  const { manifest, etag, columns } = verified;
+  const { manifest, etag } = verified;
+  const match = await exactMatchFor(db, run, manifest);
+  if (typeof match === "string") {
+    await refuse(env, run, chunk, now, match);
+    return "refused";
+  }
   await db
     .prepare("UPDATE archive_chunks SET cleanup_verified_at = ?1 WHERE run_id = ?2 AND chunk_index = ?3")
     .bind(now.toISOString(), run.run_id, chunk.chunk_index)
     .run();
 
-  // The usual case: the window's rows are exactly its lines, and go together.
-  const deleteIfSame = db.prepare(deleteIfSameLinesSql(columns));
-  // Otherwise a row goes only if every column equals the archived value: `IS` matches NULLs too. CROSS
-  // JOIN keeps the archived rows as the outer loop, one primary-key lookup each: left to itself, SQLite
-  // walks the whole range by the date index and scans the JSON for every row (quadratic).
-  const matches = matchArchivedRow(columns);
-  const deleteArchived = db.prepare(
-    `DELETE FROM traffic_events WHERE id IN (
-       SELECT t.id FROM ${ARCHIVED_ROWS} j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
-       WHERE t.event_date = ?2 AND t.id >= ?3 AND t.id <= ?4 AND ${matches})`,
-  );
+  // The usual case: the window's rows are exactly its lines, and go together. Otherwise a row goes only
+  // if restoring the archive would give back exactly that row (exact-rows.ts).
+  const deleteIfSame = db.prepare(match.deleteIfSameLines);
+  const deleteArchived = db.prepare(match.deleteArchived);
   // changes() is the DELETE's row count: progress is recorded in the DELETE's own transaction.
   const countProgress = db.prepare(
     `UPDATE archive_chunks SET rows_deleted = rows_deleted + changes(), delete_statements = delete_statements + 1
      WHERE run_id = ?1 AND chunk_index = ?2`,
   );
+  const epochOf = db.prepare("SELECT cleanup_epoch FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2");
   let rowsWritten = 0;
   let deleteMs = 0;
+  let readMs = 0;
   let windowsMatchedByRow = 0;
   /** One transaction: the DELETE and its count. */
   const deleteAndCount = async (statement: D1PreparedStatement): Promise<number> => {
@@ -103,60 +101,94 @@ export async function cleanRange(
     rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
     return deleted?.meta.changes ?? 0;
   };
-  const deletesStarted = Date.now();
-  const windows = chunkWindows(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
-    maxLines: config.DELETE_BATCH_ROWS,
-    maxBytes: MAX_BATCH_BYTES,
-    etag,
-  });
-  try {
-    // The next window is read and decompressed while D1 deletes this one.
-    let next = windows.next();
-    for (let window = await next; !window.done; window = await next) {
-      next = windows.next();
-      next.catch(() => {}); // awaited on the next turn; a failure must not go unhandled meanwhile
-      const { text, lines } = window.value;
-      const statementStarted = Date.now();
-      const firstEnd = text.indexOf("\n");
-      const first = lineId(firstEnd === -1 ? text : text.slice(0, firstEnd));
-      const last = lineId(text.slice(text.lastIndexOf("\n") + 1));
-      const together = await deleteAndCount(deleteIfSame.bind(text, run.date, first, last));
-      if (together !== lines) {
-        windowsMatchedByRow++;
-        await deleteAndCount(deleteArchived.bind(asJsonArray(text), run.date, chunk.rowid_lo, chunk.rowid_hi));
+  /** A BLOB makes json_object fail: such a window is not the same lines, and is matched row by row. */
+  const deleteTogether = (text: string, first: number, last: number): Promise<number> =>
+    deleteAndCount(deleteIfSame.bind(text, run.date, first, last)).catch((error: unknown) => {
+      if (/BLOB/.test(errorMessage(error))) return -1;
+      throw error;
+    });
+
+  /** One pass over the archived member: every row of the range that the archive holds leaves D1. */
+  const deletePass = async (): Promise<void> => {
+    const passStarted = Date.now();
+    let passDeleteMs = 0;
+    const windows = chunkWindows(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
+      maxLines: config.DELETE_BATCH_ROWS,
+      maxBytes: MAX_BATCH_BYTES,
+      etag,
+    });
+    try {
+      // The next window is read and decompressed while D1 deletes this one.
+      let next = windows.next();
+      for (let window = await next; !window.done; window = await next) {
+        next = windows.next();
+        next.catch(() => {}); // awaited on the next turn; a failure must not go unhandled meanwhile
+        const { text, lines } = window.value;
+        const statementStarted = Date.now();
+        const firstEnd = text.indexOf("\n");
+        const first = lineId(firstEnd === -1 ? text : text.slice(0, firstEnd));
+        const last = lineId(text.slice(text.lastIndexOf("\n") + 1));
+        if ((await deleteTogether(text, first, last)) !== lines) {
+          windowsMatchedByRow++;
+          await deleteAndCount(deleteArchived.bind(exactRowsJson(text), run.date, chunk.rowid_lo, chunk.rowid_hi));
+        }
+        passDeleteMs += Date.now() - statementStarted;
       }
-      deleteMs += Date.now() - statementStarted;
+    } finally {
+      // Stopped early (a failed statement): stop reading the member too.
+      await windows.return(undefined).catch(() => {});
+      deleteMs += passDeleteMs;
+      // Waiting for the next window (read and decompressed ahead, while D1 deletes the one before).
+      readMs += Date.now() - passStarted - passDeleteMs;
     }
-  } catch (error) {
-    // The object changed or vanished between the check and the deletes: what was deleted matched it.
-    if (error instanceof ArchiveReadError) {
-      await refuse(env, run, chunk, now, error.message);
-      return "refused";
+  };
+
+  // A row that enters the range while this runs (a restore, a writer that assigns ids) may equal an
+  // archived row: it grows the range's epoch (a trigger), and the range is marked cleaned only after a
+  // pass that no such row followed, so no identical row is left for a later run to archive again.
+  let done: Pick<ChunkRow, "rows_deleted" | "delete_statements" | "cleanup_ms" | "cleanup_rows_written"> | null = null;
+  let rowsLeft = 0;
+  for (let pass = 1; ; pass++) {
+    const epoch = (await epochOf.bind(run.run_id, chunk.chunk_index).first<{ cleanup_epoch: number }>())?.cleanup_epoch;
+    try {
+      await deletePass();
+    } catch (error) {
+      // The object changed or vanished between the check and the deletes: what was deleted matched it.
+      if (error instanceof ArchiveReadError) {
+        await refuse(env, run, chunk, now, error.message);
+        return "refused";
+      }
+      throw error;
     }
-    throw error;
-  } finally {
-    // Stopped early (a failed statement): stop reading the member too.
-    await windows.return(undefined).catch(() => {});
+
+    // What is left of the date in the range is in no archive: a later run takes it.
+    const left = await db
+      .prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3")
+      .bind(run.date, chunk.rowid_lo, chunk.rowid_hi)
+      .first<{ n: number }>();
+    rowsLeft = left?.n ?? 0;
+
+    done = await db
+      .prepare(
+        `UPDATE archive_chunks SET cleanup_state = 'cleaned', cleaned_at = ?1, cleanup_ms = cleanup_ms + ?2, cleanup_error = NULL,
+           cleanup_rows_written = cleanup_rows_written + ?3, rows_left = ?4
+         WHERE run_id = ?5 AND chunk_index = ?6 AND cleanup_state <> 'cleaned' AND cleanup_epoch = ?7
+         RETURNING rows_deleted, delete_statements, cleanup_ms, cleanup_rows_written`,
+      )
+      .bind(new Date().toISOString(), Date.now() - started, rowsWritten, rowsLeft, run.run_id, chunk.chunk_index, epoch)
+      .first();
+    if (done) break;
+    const state = await db
+      .prepare("SELECT cleanup_state, cleanup_epoch FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
+      .bind(run.run_id, chunk.chunk_index)
+      .first<Pick<ChunkRow, "cleanup_state" | "cleanup_epoch">>();
+    // Another delivery of the same range finished it, with no row entering since.
+    if (state?.cleanup_state === "cleaned") break;
+    logEvent("cleanup.range_changed", { ...where, pass, rowsLeft });
+    if (pass === MAX_PASSES) {
+      throw new Error(`rows kept entering range ${chunk.chunk_index} while it was cleaned (${pass} passes); retried`);
+    }
   }
-  // Waiting for the next window (read and decompressed ahead, while D1 deletes the one before).
-  const readMs = Date.now() - deletesStarted - deleteMs;
-
-  // What is left of the date in the range is in no archive: a later run takes it.
-  const left = await db
-    .prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3")
-    .bind(run.date, chunk.rowid_lo, chunk.rowid_hi)
-    .first<{ n: number }>();
-  const rowsLeft = left?.n ?? 0;
-
-  const done = await db
-    .prepare(
-      `UPDATE archive_chunks SET cleanup_state = 'cleaned', cleaned_at = ?1, cleanup_ms = cleanup_ms + ?2, cleanup_error = NULL,
-         cleanup_rows_written = cleanup_rows_written + ?3, rows_left = ?4
-       WHERE run_id = ?5 AND chunk_index = ?6 AND cleanup_state <> 'cleaned'
-       RETURNING rows_deleted, delete_statements, cleanup_ms, cleanup_rows_written`,
-    )
-    .bind(new Date().toISOString(), Date.now() - started, rowsWritten, rowsLeft, run.run_id, chunk.chunk_index)
-    .first<Pick<ChunkRow, "rows_deleted" | "delete_statements" | "cleanup_ms" | "cleanup_rows_written">>();
   if (done) {
     recordPoint(env, {
       kind: "range",

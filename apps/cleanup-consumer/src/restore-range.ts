@@ -1,21 +1,27 @@
 import {
+  ARCHIVED_ROWS,
   ArchiveReadError,
   type ChunkRow,
   type CleanupRangeMessage,
   type Config,
   chunkWindows,
+  exactRowsJson,
   logEvent,
 } from "@path-stats/shared";
-import {
-  ARCHIVED_ROWS,
-  asJsonArray,
-  loadRange,
-  MAX_BATCH_BYTES,
-  matchArchivedRow,
-  verifyRange,
-} from "./verify-range.ts";
+import { exactMatchFor, loadRange, MAX_BATCH_BYTES, verifyRange } from "./verify-range.ts";
 
 export type RestoreOutcome = "restored" | "refused";
+
+/**
+ * The runs in flight that read rows of date ?a with id in [?lo, ?hi]: the
+ * rows a restore inserts there would be archived a second time. Planning
+ * refuses ranges being restored (plan-archive.ts); this closes the other
+ * order, in the INSERT itself.
+ */
+function runsArchivingRange(date: string, lo: string, hi: string): string {
+  return `SELECT r.run_id FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+    WHERE r.date = ${date} AND r.status IN ('archiving', 'finalizing') AND c.rowid_lo <= ${hi} AND c.rowid_hi >= ${lo}`;
+}
 
 /** How many rows that differ from the archive a refusal names. */
 const CONFLICTS_NAMED = 10;
@@ -53,22 +59,28 @@ export async function restoreRange(
     await refuse(db, chunk, verified);
     return "refused";
   }
-  const { manifest, etag, columns } = verified;
+  const { manifest, etag } = verified;
+  const match = await exactMatchFor(db, run, manifest);
+  if (typeof match === "string") {
+    await refuse(db, chunk, match);
+    return "refused";
+  }
 
-  const quoted = columns.map((c) => `"${c}"`).join(", ");
-  const values = columns.map((c) => `j.value ->> '$.${c}'`).join(", ");
+  // Every value exactly as archived (a REAL rebuilt from its bits, not parsed from its digits).
   const insertMissing = db.prepare(
-    `INSERT INTO traffic_events (${quoted})
-     SELECT ${values} FROM ${ARCHIVED_ROWS} j
-     WHERE NOT EXISTS (SELECT 1 FROM traffic_events t WHERE t.id = j.value ->> '$.id')`,
+    `INSERT INTO traffic_events (${match.insertColumns})
+     SELECT ${match.insertValues} FROM ${ARCHIVED_ROWS} j
+     WHERE NOT EXISTS (SELECT 1 FROM traffic_events t WHERE t.id = j.value ->> '$.id')
+       AND NOT EXISTS (${runsArchivingRange("?2", "?3", "?4")})`,
   );
+  const archivingThisRange = db.prepare(`${runsArchivingRange("?1", "?2", "?3")} LIMIT 1`);
   // changes() is the INSERT's own row count (trigger writes are not counted).
   const countProgress = db.prepare(
     "UPDATE archive_chunks SET rows_restored = rows_restored + changes() WHERE run_id = ?1 AND chunk_index = ?2",
   );
   const differing = db.prepare(
     `SELECT t.id FROM ${ARCHIVED_ROWS} j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
-     WHERE NOT (${matchArchivedRow(columns)}) LIMIT ${CONFLICTS_NAMED}`,
+     WHERE NOT (${match.rowIsArchived}) LIMIT ${CONFLICTS_NAMED}`,
   );
   try {
     for await (const { text } of chunkWindows(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
@@ -76,12 +88,22 @@ export async function restoreRange(
       maxBytes: MAX_BATCH_BYTES,
       etag,
     })) {
-      const json = asJsonArray(text);
-      const [, , conflicts] = await db.batch([
-        insertMissing.bind(json),
+      const json = exactRowsJson(text);
+      const [, , conflicts, archiving] = await db.batch([
+        insertMissing.bind(json, run.date, chunk.rowid_lo, chunk.rowid_hi),
         countProgress.bind(run.run_id, chunk.chunk_index),
         differing.bind(json),
+        archivingThisRange.bind(run.date, chunk.rowid_lo, chunk.rowid_hi),
       ]);
+      const archiver = (archiving?.results[0] as { run_id: string } | undefined)?.run_id;
+      if (archiver) {
+        await refuse(
+          db,
+          chunk,
+          `run ${archiver} of ${run.date} is archiving rows of this range: restored rows would be archived a second time; restore again once it has ended`,
+        );
+        return "refused";
+      }
       const ids = (conflicts?.results ?? []).map((r) => (r as { id: number }).id);
       if (ids.length > 0) {
         await refuse(

@@ -3,9 +3,11 @@ import {
   type ChunkRow,
   type CleanupRangeMessage,
   chunkBytes,
-  jsonLineSql,
+  type ExactMatch,
+  exactMatch,
   Manifest,
   type RunRow,
+  readTableColumns,
   toHex,
 } from "@path-stats/shared";
 
@@ -37,52 +39,7 @@ export async function loadRange(
  */
 export const MAX_BATCH_BYTES = 1024 * 1024;
 
-/** A window of archived lines (joined by newlines) as one JSON array of their objects, for ARCHIVED_ROWS. */
-export function asJsonArray(lines: string): string {
-  return `[${lines.replaceAll("\n", ",")}]`;
-}
-
-/**
- * The archived lines passed as a statement's JSON parameter ?1, as rows `j`
- * whose `j.value` is one line's object, parsed once into SQLite's binary
- * JSON: matching or inserting reads every column of it, and on text SQLite
- * would parse the line again for each column (measured with node:sqlite on
- * 200 000 seeded rows in batches of 5 000: the DELETE took 1.9 s instead of
- * 3.7 s). `LIMIT -1 OFFSET 0` keeps SQLite from flattening the subquery,
- * which would call jsonb() at every use.
- */
-export const ARCHIVED_ROWS = "(SELECT jsonb(value) AS value FROM json_each(?1) LIMIT -1 OFFSET 0)";
-
-/**
- * Deletes the date's rows with id in [?3, ?4] only if, together and in id
- * order, SQLite writes them as exactly the archived lines ?1 (joined by
- * newlines, as archived): then each of them is an archived line and no other
- * row is there. Otherwise it deletes nothing, and the window is matched row
- * by row. The check runs once per statement (MATERIALIZED), not per row.
- * Measured with node:sqlite on 300 000 seeded rows in windows of about 1 MiB:
- * 1.4 s, against 2.8-3.3 s matched row by row and 0.9 s deleted by id range
- * with no check at all.
- */
-export function deleteIfSameLinesSql(columns: readonly string[]): string {
-  return `WITH same AS MATERIALIZED (
-      SELECT group_concat(line, char(10)) = ?1 AS yes FROM (
-        SELECT ${jsonLineSql(columns)} AS line FROM traffic_events
-        WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 ORDER BY id))
-    DELETE FROM traffic_events WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 AND (SELECT yes FROM same)`;
-}
-
-/**
- * SQL that holds when D1's row `t` equals the archived row `j` (an ARCHIVED_ROWS
- * row of archived lines) in every column; `IS` matches NULLs too.
- */
-export function matchArchivedRow(columns: readonly string[]): string {
-  return columns.map((c) => `t."${c}" IS j.value ->> '$.${c}'`).join(" AND ");
-}
-
 const NEWLINE = 0x0a;
-
-/** Column names are put into the DELETE's SQL: only plain identifiers are accepted. */
-const PLAIN_COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * Why the range must not be deleted, or what the deletes need: the manifest
@@ -94,7 +51,7 @@ export async function verifyRange(
   env: Env,
   run: RunRow,
   chunk: ChunkRow,
-): Promise<string | { manifest: Manifest; etag: string; columns: string[] }> {
+): Promise<string | { manifest: Manifest; etag: string }> {
   const object = await env.R2_ARCHIVE.get(run.manifest_key);
   if (!object) return `manifest ${run.manifest_key} is missing`;
   const parsed = Manifest.safeParse(await object.json().catch(() => null));
@@ -109,10 +66,6 @@ export async function verifyRange(
   }
   if (listed.rows !== chunk.rows || listed.sha256 !== chunk.sha256) {
     return `manifest and D1 disagree on chunk ${chunk.chunk_index} (rows or checksum)`;
-  }
-  const odd = manifest.columns.find((c) => !PLAIN_COLUMN.test(c));
-  if (odd !== undefined || (listed.rows > 0 && !manifest.columns.includes("id"))) {
-    return `manifest columns ${JSON.stringify(manifest.columns)} cannot be matched (need "id" and plain names)`;
   }
   const head = await env.R2_ARCHIVE.head(manifest.objectKey);
   if (head?.size !== manifest.objectBytes) {
@@ -138,5 +91,15 @@ export async function verifyRange(
   if (rows !== listed.rows || sha256 !== listed.sha256) {
     return `the archived bytes of chunk ${chunk.chunk_index} do not match its manifest (${rows} rows read back, ${listed.rows} listed; checksum ${sha256 === listed.sha256 ? "equal" : "differs"})`;
   }
-  return { manifest, etag: head.etag, columns: manifest.columns };
+  return { manifest, etag: head.etag };
+}
+
+/**
+ * The SQL that matches the table's rows, as they are now, against the
+ * archive's exactly (exact-rows.ts), or why none can be: the table lost a
+ * column the archive holds.
+ */
+export async function exactMatchFor(db: D1Database, run: RunRow, manifest: Manifest): Promise<ExactMatch | string> {
+  const match = exactMatch(await readTableColumns(db), manifest.columns);
+  return typeof match === "string" ? `run ${run.run_id} of ${run.date}: ${match}` : match;
 }

@@ -115,8 +115,9 @@ export async function planArchive(
   try {
     const [runInsert] = await db.batch([
       // Inserted only if no run of the date that is not failed still holds
-      // archived rows in any of the new chunks' ranges: a plan that stalled
-      // while another run archived the same rows is refused here, in the same
+      // archived rows in any of the new chunks' ranges, or is having them
+      // restored: a plan that stalled while another run archived the same
+      // rows, or while a restore was planned, is refused here, in the same
       // statement, not by an earlier read.
       db
         .prepare(
@@ -125,7 +126,7 @@ export async function planArchive(
            SELECT ?1, ?2, 'archiving', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
            WHERE NOT EXISTS (
              SELECT 1 FROM json_each(?14) p, archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-             WHERE r.date = ?2 AND r.status <> 'failed' AND c.cleanup_state <> 'cleaned'
+             WHERE r.date = ?2 AND r.status <> 'failed' AND (c.cleanup_state <> 'cleaned' OR c.restore_state = 'pending')
                AND c.rowid_lo <= p.value ->> '$[1]' AND c.rowid_hi >= p.value ->> '$[0]')`,
         )
         .bind(
@@ -215,8 +216,9 @@ async function resumeInFlight(env: Env, config: Config, run: RunRow, now: Date):
  * narrowed to its first and last such row.
  *
  * A row of the date is archived and still in D1 only inside a range of a run
- * that is not failed and whose cleanup has not finished; those ranges are
- * few (one per chunk) and are skipped. Everything else of the date is not in
+ * that is not failed and whose cleanup has not finished, or that is being
+ * restored (its archived rows are coming back); those ranges are few (one
+ * per chunk) and are skipped. Everything else of the date is not in
  * any archive: rows above the last run (new or late rows), below the first
  * (explicit ids), in a failed run's ranges, and what cleanup left in cleaned
  * ranges (rows that entered them after they were archived). Finding them
@@ -226,7 +228,8 @@ async function unarchivedIntervals(db: D1Database, date: string): Promise<{ lo: 
   const { results: held } = await db
     .prepare(
       `SELECT c.rowid_lo AS lo, c.rowid_hi AS hi FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-       WHERE r.date = ?1 AND r.status <> 'failed' AND c.cleanup_state <> 'cleaned' ORDER BY c.rowid_lo`,
+       WHERE r.date = ?1 AND r.status <> 'failed' AND (c.cleanup_state <> 'cleaned' OR c.restore_state = 'pending')
+       ORDER BY c.rowid_lo`,
     )
     .bind(date)
     .all<{ lo: number; hi: number }>();

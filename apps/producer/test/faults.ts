@@ -199,7 +199,7 @@ export function faultyR2(
 
 /** The keyset page reads of the archiver and of cleanup's verification. */
 /** Cleanup's DELETE statements: a window's rows together (WITH … DELETE) or matched row by row. */
-export const DELETE_ROWS = /DELETE FROM traffic_events WHERE/;
+export const DELETE_ROWS = /DELETE FROM "?traffic_events"? WHERE/;
 
 export const PAGE_READ = /WHERE event_date = \?1 AND id > \?2 AND id <= \?3 ORDER BY id LIMIT \?4/;
 

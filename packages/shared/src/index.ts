@@ -5,6 +5,7 @@ export * from "./config.ts";
 export * from "./consumer.ts";
 export type * from "./d1.ts";
 export * from "./dates.ts";
+export * from "./exact-rows.ts";
 export * from "./gzip-padding.ts";
 export * from "./jsonl.ts";
 export * from "./keys.ts";

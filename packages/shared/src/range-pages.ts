@@ -1,3 +1,4 @@
+import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
 
 const encoder = new TextEncoder();
@@ -83,9 +84,9 @@ type TextAnswer = (TextPage & { rowsRead: number }) | "too big" | "not text";
  * counts: it compares above any number), so `lines` < `scanned` says the
  * page needs a row page. A BLOB in a TEXT column fails json_object.
  */
-function textPageSql(columns: readonly Column[]): string {
+function textPageSql(columns: readonly TableColumn[]): string {
   const inexact = columns
-    .filter((c) => !c.textAffinity)
+    .filter((c) => c.affinity !== "TEXT")
     .map((c) => {
       const q = quoteIdentifier(c.name);
       return `${q} > 9007199254740991 OR ${q} < -9007199254740991 OR typeof(${q}) = 'real'`;
@@ -130,24 +131,6 @@ function wideRowsSql(columns: readonly string[]): string {
     WHERE t.event_date = ?1 ORDER BY t.id`;
 }
 
-interface Column {
-  name: string;
-  /** Declared with TEXT affinity (SQLite's rules): it holds no numbers, only text, NULL or BLOB. */
-  textAffinity: boolean;
-}
-
-/** traffic_events' columns in table order, as `SELECT *` returns them. */
-async function tableColumns(db: PageSource): Promise<Column[]> {
-  const { results } = await db
-    .prepare("PRAGMA table_info(traffic_events)")
-    .bind()
-    .all<{ name: string; type: string }>();
-  return results.map(({ name, type }) => {
-    const t = type.toUpperCase();
-    return { name, textAffinity: !t.includes("INT") && /CHAR|CLOB|TEXT/.test(t) };
-  });
-}
-
 /** The widest row a page of `limit` rows returns whole, in characters. */
 function widthLimitFor(limit: number): number {
   return Math.max(1, Math.floor(PAGE_TARGET_BYTES / limit));
@@ -185,7 +168,7 @@ export async function* rangePages(
   db: PageSource,
   range: { date: string; rowidLo: number; rowidHi: number; maxPageRows: number },
 ): AsyncGenerator<RangePage> {
-  const table = await tableColumns(db);
+  const table = await readTableColumns(db);
   const columns = table.map((c) => c.name);
   const textStatement = db.prepare(textPageSql(table));
   const rowStatement = db.prepare(pageSql(columns));

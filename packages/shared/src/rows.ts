@@ -68,6 +68,8 @@ export interface ChunkRow {
   rows_left: number | null;
   cleanup_failed_at: string | null;
   cleanup_enqueued_at: string | null;
+  /** Grows whenever a row enters or changes in the range while it is being cleaned or is cleaned. */
+  cleanup_epoch: number;
   restore_state: "none" | "pending" | "restored" | "failed";
   rows_restored: number;
   restore_error: string | null;

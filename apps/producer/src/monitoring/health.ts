@@ -166,7 +166,11 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       runId: run.run_id,
       since: progress,
       message: `run ${run.run_id} of ${run.date} is ${run.status} with no progress since ${progress}`,
-      action: `POST /admin/trigger-archive?date=${run.date} re-sends its stalled chunks; if it stays stuck, POST /admin/runs/${run.run_id}/fail`,
+      // A finalizing run may have its manifest written: it is finalized again, never failed.
+      action:
+        run.status === "finalizing"
+          ? `POST /admin/trigger-archive?date=${run.date} sends its finalization again; a run that may have written its manifest is never failed`
+          : `POST /admin/trigger-archive?date=${run.date} re-sends its stalled chunks; if it stays stuck, POST /admin/runs/${run.run_id}/fail`,
     });
   }
 
