@@ -1,10 +1,19 @@
 import { env } from "cloudflare:workers";
-import type { ChunkRow, CleanupRangeMessage, Manifest, RunRow } from "@path-stats/shared";
+import { gzipSync } from "node:zlib";
+import {
+  type ChunkRow,
+  type CleanupRangeMessage,
+  chunkMemberRange,
+  emptyMember,
+  type Manifest,
+  paddingMemberSizes,
+  type RunRow,
+} from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../src/plan-cleanup.ts";
 import { capturingQueue, DELETE_ROWS, deliverCleanup, faultyD1 } from "./faults.ts";
-import { event, insertEvents, waitForRun } from "./helpers.ts";
+import { archiveLines, event, insertEvents, manifestOf, waitForRun } from "./helpers.ts";
 
 const NOW = new Date("2026-07-20T08:00:00Z");
 const BATCH = Number(env.DELETE_BATCH_ROWS);
@@ -134,6 +143,30 @@ describe("verified cleanup", () => {
         await env.R2_ARCHIVE.put(run.object_key, bytes);
       },
       /do not match its manifest|does not decompress/,
+    ],
+    [
+      "its member was replaced by another that decompresses to as many rows, padded to the same size",
+      async (run) => {
+        const manifest = await manifestOf(run);
+        const range = chunkMemberRange(manifest, 0);
+        if (!range) throw new Error("no member range");
+        const lines = await archiveLines(run.object_key);
+        // One value changed, the member compressed again: only the checksum can tell.
+        const changed = `${lines.map((l, k) => (k === 7 ? l.replace('"test-agent', '"best-agent') : l)).join("\n")}\n`;
+        expect(changed).not.toBe(`${lines.join("\n")}\n`);
+        const member = gzipSync(Buffer.from(changed), { level: 9 });
+        const padding = paddingMemberSizes(range.length - member.length).map(emptyMember);
+        const object = new Uint8Array(await ((await env.R2_ARCHIVE.get(run.object_key)) as R2ObjectBody).arrayBuffer());
+        const forged = Buffer.concat([
+          object.slice(0, range.offset),
+          member,
+          ...padding,
+          object.slice(range.offset + range.length),
+        ]);
+        expect(forged.length).toBe(object.length);
+        await env.R2_ARCHIVE.put(run.object_key, forged);
+      },
+      /do not match its manifest \(120 rows read back, 120 listed; checksum differs\)/,
     ],
   ];
   for (const [i, [what, tamper, reason]] of tamperings.entries()) {

@@ -4,7 +4,7 @@ import type { Manifest, RunRow } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { capturingQueue, deliver, deliverCleanup, faultyD1, faultyR2 } from "./faults.ts";
-import { archiveLines, d1Rows, event, insertEvents, waitForRun } from "./helpers.ts";
+import { archiveLines, d1Rows, event, insertEvents, insertEventWithId, waitForRun } from "./helpers.ts";
 import worker from "./worker.ts";
 
 /** A lease of one second, so a test can outlive a dead consumer's claim. */
@@ -65,7 +65,7 @@ describe("a Worker dying between two steps", () => {
     const dying = {
       ...env,
       R2_ARCHIVE: faultyR2({ put: 1 }),
-      D1: faultyD1([{ match: /SET status = 'archiving', finalize_token = NULL/, times: 1 }]),
+      D1: faultyD1([{ match: /UPDATE archive_runs SET status = CASE WHEN/, times: 1 }]),
     };
     expect(await deliver(messages[0], dying)).toBe("retry");
     let state = await runRow(run.run_id);
@@ -96,7 +96,8 @@ describe("a Worker dying between two steps", () => {
     const dying = { ...env, D1: faultyD1([{ match: /SET status = 'archived'/, times: 1 }]) };
     expect(await deliver(messages[0], dying)).toBe("retry");
     expect(await env.R2_ARCHIVE.head(run.manifest_key)).not.toBeNull();
-    expect((await runRow(run.run_id)).status).toBe("archiving");
+    // Committed in R2: handed back still finalizing (never failable), claimable at once.
+    expect((await runRow(run.run_id)).status).toBe("finalizing");
 
     expect(await deliver(messages[0])).toBe("ack");
     const done = await runRow(run.run_id);
@@ -119,23 +120,31 @@ describe("a Worker dying between two steps", () => {
 });
 
 describe("cleanup racing a late insert", () => {
-  it("deletes only the archived range; the late rows stay and keep the day from being cleaned", async () => {
+  it("deletes only archived rows; rows inserted inside and above the range meanwhile stay and keep the day from being cleaned", async () => {
     const date = "2026-08-05";
     await insertEvents(Array.from({ length: 600 }, (_, i) => event(date, i)));
     const planned = await planArchive(env, date, new Date());
     const run = await waitForRun(planned.run?.run_id ?? "");
+    // Ten archived rows leave D1 another way, so their ids are free inside the range.
+    const inside = (await d1Rows(date)).slice(100, 110).map((r) => r.id as number);
+    await env.D1.prepare(`DELETE FROM traffic_events WHERE id IN (${inside.join(", ")})`).run();
     const queue = capturingQueue();
     const { planCleanup } = await import("../src/plan-cleanup.ts");
     await planCleanup({ ...env, CLEANUP_QUEUE: queue }, date, new Date());
 
+    // While cleanup runs, a writer that assigns ids puts rows with other content at those ids, and late rows arrive.
     const [outcome] = await Promise.all([
       deliverCleanup(queue.sent[0]),
+      (async () => {
+        for (const id of inside) await insertEventWithId(id, event(date, id, { path: "/inside" }));
+      })(),
       insertEvents(Array.from({ length: 25 }, (_, i) => event(date, 1000 + i, { path: "/late" }))),
     ]);
     expect(outcome).toBe("ack");
     const left = await d1Rows(date);
-    expect(left).toHaveLength(25);
-    expect(left.every((r) => r.path === "/late" && Number(r.id) > run.rowid_hi)).toBe(true);
+    expect(left).toHaveLength(35);
+    expect(left.filter((r) => r.path === "/inside").map((r) => r.id)).toEqual(inside);
+    expect(left.filter((r) => r.path === "/late").every((r) => Number(r.id) > run.rowid_hi)).toBe(true);
     const meta = await env.D1.prepare("SELECT d1_cleaned FROM archive_metadata WHERE date = ?1").bind(date).first();
     expect(meta).toEqual({ d1_cleaned: 0 });
   });

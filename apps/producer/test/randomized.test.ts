@@ -4,14 +4,17 @@ import type { Manifest } from "@path-stats/shared";
 import { expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "../src/plan-cleanup.ts";
+import { planRestore, RestoreRefusedError } from "../src/restore/plan-restore.ts";
 import { capturingQueue, DELETE_ROWS, deliver, deliverCleanup, faultyD1, faultyR2, PAGE_READ } from "./faults.ts";
 import { event, insertEvents, insertEventWithId, random } from "./helpers.ts";
 
 /**
  * Many small days, interleaved dates, late inserts, rows written with
- * explicit ids inside archived ranges, rows moved between days by UPDATE,
- * uploads lost mid-run, duplicated and reordered deliveries, and a random
- * schedule of the faults of the other tests. After every step: every event
+ * explicit ids inside archived ranges, archived rows put back identically,
+ * rows moved between days by UPDATE, REALs changed in their last digit and
+ * tiny REALs, a column added and backfilled, restores racing cleanup and
+ * planning, uploads lost mid-run, duplicated and reordered deliveries, and a
+ * random schedule of the faults of the other tests. After every step: every event
  * (a row's exact content) is in D1 or in exactly one committed archive, no
  * archive holds anything that was never in D1, and a day flagged cleaned has
  * no row left. At the end, with the faults gone, every day is archived and
@@ -25,8 +28,19 @@ const DATES = ["2026-06-20", "2026-06-21", "2026-06-22", "2026-06-23"];
 const testEnv: Env = { ...env, LEASE_SECONDS: "1" };
 
 type Row = Record<string, unknown> & { id: number; event_date: string };
-/** An event is a row's exact content: ids can be reused by writers that choose them. */
-const contentOf = (row: Row): string => JSON.stringify(row);
+/** The column the test adds at some step; NULL in it is what restoring an archive without it gives. */
+const ADDED = "region";
+/**
+ * An event is a row's exact content: ids can be reused by writers that choose
+ * them. A row whose added column is NULL is the same event as the archived
+ * row without that column: restoring one gives the other.
+ */
+const contentOf = (row: Row): string => {
+  const { [ADDED]: added, ...rest } = row;
+  return JSON.stringify(added === null || added === undefined ? rest : row);
+};
+/** Doubles SQLite's text conversions get wrong, and neighbours that differ in the last digit only. */
+const REALS = [0.3, 0.1 + 0.2, 0.3 - 2 ** -54, 1.2345678901234568e-250, 7.1e-310, 2.5e-101, 12.75];
 type Pending = { queue: "archive" | "cleanup"; body: unknown };
 
 const FAULTS: [string, () => Partial<Env>][] = [
@@ -43,7 +57,7 @@ const FAULTS: [string, () => Partial<Env>][] = [
     "death between complete() and the manifest",
     () => ({
       R2_ARCHIVE: faultyR2({ put: 1 }),
-      D1: faultyD1([{ match: /SET status = 'archiving', finalize_token = NULL/, times: 1 }]),
+      D1: faultyD1([{ match: /UPDATE archive_runs SET status = CASE WHEN/, times: 1 }]),
     }),
   ],
   [
@@ -71,16 +85,23 @@ it(
     let serial = 0;
     let pending: Pending[] = [];
     const log: string[] = [];
+    /** How often each kind of step ran, printed at the end. */
+    const kinds = new Map<string, number>();
 
     async function d1Contents(): Promise<Map<number, Row>> {
       const { results } = await env.D1.prepare("SELECT * FROM traffic_events ORDER BY id").all<Row>();
       return new Map(results.map((r) => [r.id, r]));
     }
 
+    let columnAdded = false;
+
     async function insert(date: string, n: number) {
       await insertEvents(
         Array.from({ length: n }, (_, i) =>
-          event(date, Math.floor(rng() * 1e6) + i, { path: `/r/${Math.floor(rng() * 50)}` }),
+          event(date, Math.floor(rng() * 1e6) + i, {
+            path: `/r/${Math.floor(rng() * 50)}`,
+            latency_ms: rng() < 0.3 ? pick(REALS) : i,
+          }),
         ),
       );
       const { results } = await env.D1.prepare("SELECT * FROM traffic_events WHERE id > ?1 ORDER BY id")
@@ -108,10 +129,71 @@ it(
       if (rows.length === 0) return "move: no row";
       const row = pick(rows);
       const date = pick(DATES.filter((d) => d !== row.event_date));
-      await env.D1.prepare("UPDATE traffic_events SET event_date = ?1 WHERE id = ?2").bind(date, row.id).run();
+      await rewrite(row, "UPDATE traffic_events SET event_date = ?1 WHERE id = ?2", date);
+      return `move row ${row.id} from ${row.event_date} to ${date}`;
+    }
+
+    /** A row's new content by the writer's own hand: its old content is gone unless an archive holds it. */
+    async function rewrite(row: Row, sql: string, ...values: unknown[]): Promise<void> {
+      await env.D1.prepare(sql)
+        .bind(...values, row.id)
+        .run();
       if (!archivedCopies.has(contentOf(row))) withdrawn.add(contentOf(row));
       known.add(contentOf((await d1Contents()).get(row.id) as Row));
-      return `move row ${row.id} from ${row.event_date} to ${date}`;
+    }
+
+    /** A writer that assigns ids puts an archived row back as it was (a backfill, a replayed import). */
+    async function putBackIdentical(): Promise<string> {
+      const inD1 = await d1Contents();
+      const gone = [...archivedCopies.keys()].map((c) => JSON.parse(c) as Row).filter((r) => !inD1.has(r.id));
+      if (gone.length === 0) return "put back: no archived row is out of D1";
+      const row = pick(gone);
+      const columns = Object.keys(row);
+      await env.D1.prepare(
+        `INSERT INTO traffic_events (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+      )
+        .bind(...columns.map((c) => row[c]))
+        .run();
+      return `put back row ${row.id} of ${row.event_date} identical`;
+    }
+
+    /** A REAL changed in its last digits: SQLite prints both alike with 15 digits. */
+    async function nudgeReal(): Promise<string> {
+      const rows = [...(await d1Contents()).values()].filter((r) => typeof r.latency_ms === "number");
+      if (rows.length === 0) return "nudge: no row";
+      const row = pick(rows);
+      const value = row.latency_ms as number;
+      const nudged = Number.isInteger(value) ? value + 0.5 : value * (1 + Number.EPSILON);
+      await rewrite(row, "UPDATE traffic_events SET latency_ms = ?1 WHERE id = ?2", nudged);
+      return `nudge latency_ms of row ${row.id} from ${value} to ${nudged}`;
+    }
+
+    /** A column added after some days were archived, then backfilled for some rows (once a run). */
+    async function addColumn(): Promise<string> {
+      if (!columnAdded) {
+        await env.D1.exec(`ALTER TABLE traffic_events ADD COLUMN ${ADDED} TEXT`);
+        columnAdded = true;
+        // NULL in the new column is the same event (contentOf): nothing else changed.
+        for (const row of (await d1Contents()).values()) known.add(contentOf(row));
+      }
+      const rows = [...(await d1Contents()).values()];
+      if (rows.length === 0) return `add column ${ADDED}: no row to backfill`;
+      const row = pick(rows);
+      await rewrite(row, `UPDATE traffic_events SET ${ADDED} = ?1 WHERE id = ?2`, `r${++serial}`);
+      return `add column ${ADDED}, backfill row ${row.id}`;
+    }
+
+    /** An operator restores a day; its messages race cleanup and planning like every other message. */
+    async function restore(date: string): Promise<string> {
+      const queue = capturingQueue();
+      try {
+        await planRestore({ ...testEnv, CLEANUP_QUEUE: queue }, date, null, new Date());
+      } catch (error) {
+        if (error instanceof RestoreRefusedError) return `restore ${date}: ${error.message}`;
+        throw error;
+      }
+      for (const body of queue.sent) pending.push({ queue: "cleanup", body });
+      return `restore ${date}: ${queue.sent.length} ranges`;
     }
 
     /** R2 drops an in-flight run's upload (aborted, or expired after R2's lifetime for incomplete uploads). */
@@ -198,17 +280,27 @@ it(
           what = `insert ${n} rows for ${date}`;
         } else if (roll < 0.16) {
           what = await insertWithExplicitId();
-        } else if (roll < 0.2) {
+        } else if (roll < 0.19) {
           what = await moveRow();
-        } else if (roll < 0.22) {
+        } else if (roll < 0.21) {
           what = await loseUpload();
-        } else if (roll < 0.35 || pending.length === 0) {
+        } else if (roll < 0.24) {
+          what = await putBackIdentical();
+        } else if (roll < 0.26) {
+          what = await nudgeReal();
+        } else if (roll < 0.27) {
+          what = await addColumn();
+        } else if (roll < 0.29) {
+          what = await restore(pick(DATES));
+        } else if (roll < 0.38 || pending.length === 0) {
           const date = pick(DATES);
           what = `trigger ${date}: ${await trigger(date)}`;
         } else {
           what = await deliverOne(rng() < 0.4);
         }
         log.push(`${step}. ${what}`);
+        const kind = what.split(/[ :]/)[0] as string;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
         await checkInvariant(`step ${step} (${what})`);
       }
 
@@ -233,6 +325,7 @@ it(
       await checkInvariant("end");
       const missing = [...known].filter((c) => !withdrawn.has(c) && archivedCopies.get(c) !== 1);
       expect(missing).toEqual([]);
+      console.log(`randomized fault test: steps by kind ${JSON.stringify(Object.fromEntries(kinds))}`);
     } catch (error) {
       console.log(
         `randomized fault test failed with seed ${SEED}; replay with RANDOM_SEED=${SEED}\n${log.slice(-30).join("\n")}`,
