@@ -45,3 +45,12 @@ BEGIN
   WHERE cleanup_state IN ('pending', 'cleaned') AND rowid_lo <= NEW.id AND rowid_hi >= NEW.id
     AND run_id IN (SELECT run_id FROM archive_runs WHERE date = NEW.event_date AND status = 'archived');
 END;
+
+-- A day that planning refuses to archive (a row id beyond ±2^53, which D1
+-- cannot return exactly) says why at once, in status and health, instead of
+-- looking like a day never tried. Cleared when the day plans again.
+CREATE TABLE archive_refusals (
+  date TEXT PRIMARY KEY,
+  reason TEXT NOT NULL,
+  refused_at TEXT NOT NULL
+);

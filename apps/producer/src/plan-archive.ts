@@ -65,6 +65,7 @@ export async function planArchive(
     .first<RunRow>();
   const intervals = await unarchivedIntervals(db, date);
   if (intervals.length === 0) {
+    await clearRefusal(db, date);
     return latest
       ? { outcome: "up_to_date", run: latest, message: `${date} is already archived and has no new rows` }
       : { outcome: "empty", run: null, message: `${date} has no rows to archive; nothing was created` };
@@ -72,10 +73,17 @@ export async function planArchive(
   const lo = intervals[0]?.lo as number;
   const hi = intervals.at(-1)?.hi as number;
   if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi)) {
-    throw new UnarchivableDayError(
-      `${date} has a row with an id beyond ±2^53 (about ${Number.isSafeInteger(lo) ? hi : lo}), which D1 cannot return exactly; nothing was planned`,
-    );
+    const reason = `${date} has a row with an id beyond ±2^53 (about ${Number.isSafeInteger(lo) ? hi : lo}), which D1 cannot return exactly; nothing was planned`;
+    await db
+      .prepare(
+        `INSERT INTO archive_refusals (date, reason, refused_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (date) DO UPDATE SET reason = excluded.reason`,
+      )
+      .bind(date, reason, now.toISOString())
+      .run();
+    throw new UnarchivableDayError(reason);
   }
+  await clearRefusal(db, date);
 
   const sample = await sampleGzBytesPerRow(db, date, lo, hi);
   const probed = await Promise.all(intervals.map((interval) => probeInterval(db, date, interval.lo, interval.hi)));
@@ -199,6 +207,11 @@ export async function planArchive(
     run,
     message: `planned run ${runId} of ${date}: ${plannedRows} rows in ${chunks.length} chunks`,
   };
+}
+
+/** The day plans again: an earlier refusal no longer holds. */
+async function clearRefusal(db: D1Database, date: string): Promise<void> {
+  await db.prepare("DELETE FROM archive_refusals WHERE date = ?1").bind(date).run();
 }
 
 async function resumeInFlight(env: Env, config: Config, run: RunRow, now: Date): Promise<PlanOutcome> {

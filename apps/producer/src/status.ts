@@ -1,6 +1,6 @@
 import type { RunRow } from "@path-stats/shared";
 
-export type DayState = "none" | "archiving" | "archived" | "cleaning" | "cleaned" | "failed";
+export type DayState = "none" | "archiving" | "archived" | "cleaning" | "cleaned" | "failed" | "refused";
 
 interface ChunkCounts {
   run_id: string;
@@ -40,7 +40,7 @@ interface ChunkCounts {
  * the call read.
  */
 export async function dayStatus(db: D1Database, date: string, options: { countLive?: boolean } = {}) {
-  const [runsResult, chunksResult, metadata, remaining] = await db.batch([
+  const [runsResult, chunksResult, metadata, refusalResult, remaining] = await db.batch([
     db.prepare("SELECT * FROM archive_runs WHERE date = ?1 ORDER BY rowid").bind(date),
     db
       .prepare(
@@ -72,6 +72,7 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
       )
       .bind(date),
     db.prepare("SELECT * FROM archive_metadata WHERE date = ?1").bind(date),
+    db.prepare("SELECT reason, refused_at FROM archive_refusals WHERE date = ?1").bind(date),
     ...(options.countLive
       ? [db.prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1").bind(date)]
       : []),
@@ -80,7 +81,8 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
   const counts = new Map(((chunksResult?.results ?? []) as ChunkCounts[]).map((c) => [c.run_id, c]));
   const meta = (metadata?.results[0] ?? null) as { d1_cleaned: number; cleaned_at: string | null } | null;
   const d1Remaining = remaining ? ((remaining.results[0] as { n: number } | undefined)?.n ?? 0) : null;
-  const d1RowsRead = [runsResult, chunksResult, metadata, remaining].reduce(
+  const refusal = (refusalResult?.results[0] ?? null) as { reason: string; refused_at: string } | null;
+  const d1RowsRead = [runsResult, chunksResult, metadata, refusalResult, remaining].reduce(
     (sum, r) => sum + (r?.meta.rows_read ?? 0),
     0,
   );
@@ -157,7 +159,12 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
   const archivedRuns = runViews.filter((r) => r.status === "archived");
   return {
     date,
-    status: dayState(runViews, meta?.d1_cleaned === 1),
+    status:
+      refusal && !runViews.some((r) => r.status === "archiving" || r.status === "finalizing")
+        ? ("refused" as const)
+        : dayState(runViews, meta?.d1_cleaned === 1),
+    /** Why planning last refused to archive the day (the row id it could not read exactly), or null. */
+    refusal: refusal ? { reason: refusal.reason, refusedAt: refusal.refused_at } : null,
     /** The day's rows in D1, counted live; null unless asked for with ?count=live. */
     d1Remaining,
     /** Rows of committed archives not deleted from D1 yet, from the recorded counts (no row is read). */

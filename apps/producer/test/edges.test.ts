@@ -10,8 +10,10 @@ import {
 } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { replayDeadLetters } from "../src/dead-letters.ts";
+import { evaluateHealth } from "../src/monitoring/health.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
+import { dayStatus } from "../src/status.ts";
 import { capturingQueue, DELETE_ROWS, deliver, deliverCleanup, faultyD1, measuringD1, PAGE_READ } from "./faults.ts";
 import {
   archiveLines,
@@ -452,8 +454,9 @@ describe("values JSON cannot carry exactly", () => {
     });
   }
 
-  // Last in the file: AUTOINCREMENT continues above the largest id, so later rows would get such ids too.
-  it("refuse to plan a day with an id beyond ±2^53, creating nothing", async () => {
+  // Last in the file: AUTOINCREMENT continues above the largest id, so later rows would get such ids too
+  // (sqlite_sequence keeps it even after the row is moved back).
+  it("refuse to plan a day with an id beyond ±2^53, creating nothing, and say why in status and health at once", async () => {
     const date = "2026-09-15";
     await insertEvents(Array.from({ length: 20 }, (_, i) => event(date, i)));
     const [row] = await d1Rows(date);
@@ -461,5 +464,18 @@ describe("values JSON cannot carry exactly", () => {
     await expect(planArchive(env, date, NOW)).rejects.toThrow(/id beyond ±2\^53/);
     expect(await runsOf(date)).toEqual([]);
     expect(await count(date)).toBe(20);
+
+    const status = await dayStatus(env.D1, date);
+    expect(status.status).toBe("refused");
+    expect(status.refusal?.reason).toMatch(/id beyond ±2\^53 \(about 9007199254740992\)/);
+    const problem = (await evaluateHealth(env, NOW)).problems.find((p) => p.code === "day_refused");
+    expect(problem).toMatchObject({ date, key: `day_refused:${date}` });
+    expect(problem?.message).toMatch(/9007199254740992/);
+
+    // The row put back within range: the day plans, and the refusal is gone.
+    await env.D1.prepare("UPDATE traffic_events SET id = ?1 WHERE id > 9007199254740000").bind(row?.id).run();
+    expect((await planArchive({ ...env, ARCHIVE_QUEUE: capturingQueue() }, date, NOW)).outcome).toBe("planned");
+    expect((await dayStatus(env.D1, date)).refusal).toBeNull();
+    expect((await evaluateHealth(env, NOW)).problems.some((p) => p.code === "day_refused")).toBe(false);
   });
 });

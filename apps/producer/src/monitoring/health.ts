@@ -3,6 +3,7 @@ import { closedDaysInD1 } from "../days-in-d1.ts";
 
 export type ProblemCode =
   | "day_not_archived"
+  | "day_refused"
   | "run_failed"
   | "run_stalled"
   | "cleanup_refused"
@@ -63,7 +64,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
   const config = readConfig(env);
   const db = env.D1;
   const today = utcDate(now);
-  const [runsResult, refusedResult, lettersResult, restoreResult] = await db.batch([
+  const [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult] = await db.batch([
     // Each run of the window (and any older one still in flight), with its last sign of progress.
     db
       .prepare(
@@ -88,6 +89,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
        FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
        WHERE c.restore_state = 'failed'`,
     ),
+    db.prepare("SELECT date, reason, refused_at FROM archive_refusals ORDER BY date"),
   ]);
   const runs = (runsResult?.results ?? []) as RunFacts[];
   const refused = (refusedResult?.results ?? []) as {
@@ -105,7 +107,8 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     restore_error: string | null;
     restore_failed_at: string | null;
   }[];
-  let d1RowsRead = [runsResult, refusedResult, lettersResult, restoreResult].reduce(
+  const dayRefusals = (dayRefusalsResult?.results ?? []) as { date: string; reason: string; refused_at: string }[];
+  let d1RowsRead = [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult].reduce(
     (sum, r) => sum + (r?.meta.rows_read ?? 0),
     0,
   );
@@ -134,6 +137,18 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       since: deadline.toISOString(),
       message: `${date} has rows in D1 that no archive holds, ${config.ARCHIVE_DEADLINE_HOURS} h after the day closed`,
       action: `check the cron's logs, then POST /admin/trigger-archive?date=${date}`,
+    });
+  }
+
+  for (const refusal of dayRefusals) {
+    problems.push({
+      key: `day_refused:${refusal.date}`,
+      code: "day_refused",
+      date: refusal.date,
+      runId: null,
+      since: refusal.refused_at,
+      message: refusal.reason,
+      action: `give the row an id within ±2^53 (or move it out of ${refusal.date}), then POST /admin/trigger-archive?date=${refusal.date}`,
     });
   }
 

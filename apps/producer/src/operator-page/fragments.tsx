@@ -26,6 +26,7 @@ const STATE_LABEL: Record<string, string> = {
   cleaning: "cleaning",
   cleaned: "cleaned",
   failed: "failed",
+  refused: "refused",
   late: "late rows pending",
 };
 
@@ -111,6 +112,7 @@ export function DayFragment({ status }: { status: DayStatus }) {
         {date}: <span class={`badge state-${status.status}`}>{STATE_LABEL[status.status] ?? status.status}</span>
         {live ? <span class="live"> (refreshing)</span> : null}
       </h2>
+      {status.refusal ? <p class="error-text">Not archived: {status.refusal.reason}</p> : null}
       <p>
         D1: {count(status.d1ArchivedNotDeleted)} archived rows not deleted yet, {count(status.d1LeftNotArchived)} rows
         left for a later run; {status.d1Cleaned ? `cleaned ${when(status.cleanedAt)}` : "not cleaned"}.
