@@ -437,6 +437,18 @@ describe("values JSON cannot carry exactly", () => {
     ["2026-09-13", "UPDATE traffic_events SET bytes = X'00ff10' WHERE id = ?1", /BLOB in column bytes/],
     ["2026-09-20", "UPDATE traffic_events SET user_agent = X'00ff10' WHERE id = ?1", /BLOB in column user_agent/],
     ["2026-09-14", "UPDATE traffic_events SET bytes = 9007199254740993 WHERE id = ?1", /beyond ±2\^53 .* bytes/],
+    // Bytes that are not UTF-8, stored as TEXT: D1 answers them as U+FFFD, which the archive would keep
+    // and cleanup could never match. On a text page, and on a row page (the row holds a REAL too).
+    [
+      "2026-09-21",
+      "UPDATE traffic_events SET path = CAST(X'2F61FF62' AS TEXT) WHERE id = ?1",
+      /not valid UTF-8 in column path/,
+    ],
+    [
+      "2026-09-22",
+      "UPDATE traffic_events SET latency_ms = 0.5, referrer = CAST(X'2FC3' AS TEXT) WHERE id = ?1",
+      /not valid UTF-8 in column referrer/,
+    ],
   ];
   for (const [date, sql, reason] of cases) {
     it(`fail the run, naming the row, and delete nothing (${reason.source})`, async () => {

@@ -141,6 +141,24 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     expect((await planArchive(env, date, NOW)).outcome).toBe("up_to_date");
   });
 
+  it("archives and cleans text that holds U+FFFD itself, on text and row pages", async () => {
+    const date = "2026-11-11";
+    await insertEvents([
+      event(date, 0, { path: "/a\uFFFDb" }),
+      event(date, 1, { path: "/c\uFFFD", latency_ms: 0.25 }),
+      event(date, 2),
+    ]);
+    const run = await archive(date);
+    expect(run.status).toBe("archived");
+    expect((await archiveLines(run.object_key)).map((l) => JSON.parse(l).path)).toEqual([
+      "/a\uFFFDb",
+      "/c\uFFFD",
+      "/api/items/2",
+    ]);
+    await clean(date);
+    expect(await d1Rows(date)).toEqual([]);
+  });
+
   it("refuses a range whose archived column was dropped, deleting nothing, and says so in health", async () => {
     const date = "2026-11-04";
     await insertEvents(Array.from({ length: 8 }, (_, i) => event(date, i)));

@@ -131,6 +131,57 @@ function wideRowsSql(columns: readonly string[]): string {
     WHERE t.event_date = ?1 ORDER BY t.id`;
 }
 
+/**
+ * The rows of ids ?1 (a JSON array), each TEXT value as the hex of its bytes.
+ * D1 answers text whose bytes are not UTF-8 with U+FFFD in their place, so
+ * an archived U+FFFD may stand for bytes the archive does not hold: such a
+ * row is read again here, as bytes, to tell.
+ */
+function textBytesSql(columns: readonly string[]): string {
+  const hex = columns.map((c) => {
+    const q = quoteIdentifier(c);
+    return `CASE typeof(${q}) WHEN 'text' THEN hex(CAST(${q} AS BLOB)) END AS ${q}`;
+  });
+  return `SELECT id, ${hex.join(", ")} FROM traffic_events WHERE id IN (SELECT value FROM json_each(?1))`;
+}
+
+const REPLACEMENT = "\uFFFD";
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Whether hex-encoded bytes are UTF-8. */
+function isUtf8(hex: string): boolean {
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  try {
+    strictUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The ids of the lines of `text` that hold a U+FFFD. */
+function idsOfLinesWithReplacement(text: string): number[] {
+  const ids: number[] = [];
+  for (let at = text.indexOf(REPLACEMENT); at !== -1; ) {
+    const start = text.lastIndexOf("\n", at) + 1;
+    const end = text.indexOf("\n", at);
+    const line = text.slice(start, end === -1 ? text.length : end);
+    ids.push((JSON.parse(line) as { id: number }).id);
+    if (end === -1) break;
+    at = text.indexOf(REPLACEMENT, end);
+  }
+  return ids;
+}
+
+/** Whether UTF-8 bytes hold U+FFFD (EF BF BD). */
+function hasReplacementBytes(bytes: Uint8Array): boolean {
+  for (let at = bytes.indexOf(0xef); at !== -1; at = bytes.indexOf(0xef, at + 1)) {
+    if (bytes[at + 1] === 0xbf && bytes[at + 2] === 0xbd) return true;
+  }
+  return false;
+}
+
 /** The widest row a page of `limit` rows returns whole, in characters. */
 function widthLimitFor(limit: number): number {
   return Math.max(1, Math.floor(PAGE_TARGET_BYTES / limit));
@@ -173,6 +224,31 @@ export async function* rangePages(
   const textStatement = db.prepare(textPageSql(table));
   const rowStatement = db.prepare(pageSql(columns));
   const wideStatement = db.prepare(wideRowsSql(columns));
+  const textBytesStatement = db.prepare(textBytesSql(columns));
+  /**
+   * Fails the chunk, naming the row and column, if a U+FFFD in these lines
+   * stands for bytes that are not UTF-8: JSON cannot carry them, and the
+   * archived row could never be matched by cleanup. Returns D1's rows read.
+   */
+  const checkText = async (text: string): Promise<number> => {
+    if (!text.includes(REPLACEMENT)) return 0;
+    const ids = idsOfLinesWithReplacement(text);
+    const { results, meta } = await textBytesStatement.bind(JSON.stringify(ids)).all<Record<string, unknown>>();
+    for (const row of results) {
+      for (const column of columns) {
+        const hex = row[column];
+        if (typeof hex === "string" && !isUtf8(hex)) {
+          throw new UnencodableValueError(
+            `row id ${String(row.id)} has text that is not valid UTF-8 in column ${column}, which JSON cannot carry`,
+          );
+        }
+      }
+    }
+    return meta.rows_read;
+  };
+  const checkBytes = (bytes: Uint8Array): Promise<number> =>
+    // EF BF BD is U+FFFD in UTF-8; most pages have none, and are not decoded here.
+    hasReplacementBytes(bytes) ? checkText(new TextDecoder().decode(bytes)) : Promise.resolve(0);
   const fetchText = (after: number, limit: number): Promise<TextAnswer> => {
     const page = textStatement
       .bind(range.date, after, range.rowidHi, limit)
@@ -216,11 +292,13 @@ export async function* rangePages(
       const encodeStarted = Date.now();
       const bytes = encoder.encode(`${page.text}\n`);
       const encodeMs = Date.now() - encodeStarted;
+      const checkReads = await checkText(page.text as string);
       const full = page.scanned === limit;
       after = page.last;
       limit = nextPageRows(limit, bytes.byteLength / page.lines, range.maxPageRows);
       if (full) next = fetchText(after, limit);
-      yield { kind: "text", bytes, rows: page.lines, rowsRead: page.rowsRead + rereadRows, columns, waitMs, encodeMs };
+      const rowsRead = page.rowsRead + rereadRows + checkReads;
+      yield { kind: "text", bytes, rows: page.lines, rowsRead, columns, waitMs, encodeMs };
       rereadRows = 0;
       continue;
     } else if (page !== "not text" && page.scanned === 0) {
@@ -262,7 +340,8 @@ export async function* rangePages(
       const encodeStarted = Date.now();
       const bytes = encodeRows(rows.map((r) => checked(r, columns)));
       const encodeMs = Date.now() - encodeStarted;
-      yield { kind: "rows", bytes, rows: rows.length, rowsRead, columns, waitMs, encodeMs };
+      const checkReads = await checkBytes(bytes);
+      yield { kind: "rows", bytes, rows: rows.length, rowsRead: rowsRead + checkReads, columns, waitMs, encodeMs };
     } else {
       yield* withWideRows(rows, widthLimit, rowsRead, waitMs);
     }
@@ -289,14 +368,15 @@ export async function* rangePages(
     let waitMs = pageWaitMs;
     let pending: Row[] = [];
     let pendingWidth = 0;
-    const flush = (): RangePage => {
+    const flush = async (): Promise<RangePage> => {
       const encodeStarted = Date.now();
       const bytes = encodeRows(pending);
+      const checkReads = await checkBytes(bytes);
       const piece: RangePage = {
         kind: "rows",
         bytes,
         rows: pending.length,
-        rowsRead,
+        rowsRead: rowsRead + checkReads,
         columns,
         waitMs,
         encodeMs: Date.now() - encodeStarted,
@@ -335,8 +415,8 @@ export async function* rangePages(
         if (found?.id === row.id) pending.push(checked(found, columns));
       }
       pendingWidth += row[WIDTH];
-      if (pendingWidth >= PAGE_TARGET_BYTES) yield flush();
+      if (pendingWidth >= PAGE_TARGET_BYTES) yield await flush();
     }
-    if (pending.length > 0 || rowsRead > 0) yield flush();
+    if (pending.length > 0 || rowsRead > 0) yield await flush();
   }
 }
