@@ -58,11 +58,11 @@ async function archivedRows(date: string): Promise<Record<string, unknown>[]> {
   return rows;
 }
 
-/** Doubles that SQLite's own text conversions get wrong often (tiny ones), and some ordinary ones. */
+/** Doubles that SQLite's own text conversions get wrong often (tiny and huge ones), and some ordinary ones. */
 function awkwardDoubles(n: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
-    const exponent = [-320, -300, -250, -200, -150, -101, -3, 12][i % 8] as number;
+    const exponent = [-320, -300, -250, -200, -150, -101, -3, 12, 20, 150, 300][i % 11] as number;
     out.push((1 + ((i * 7919) % 1000) / 1013) * 10 ** exponent * (i % 3 ? 1 : -1));
   }
   return out;
@@ -117,7 +117,7 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     ]);
   });
 
-  it("deletes and restores tiny REALs exactly, so none is archived again", async () => {
+  it("archives, deletes and restores tiny and huge REALs exactly, so none is archived again", async () => {
     const date = "2026-11-03";
     const values = awkwardDoubles(200);
     await insertEvents(values.map((v, i) => event(date, i, { latency_ms: v })));
@@ -139,6 +139,23 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     await clean(date);
     expect(await d1Rows(date)).toEqual([]);
     expect((await planArchive(env, date, NOW)).outcome).toBe("up_to_date");
+  });
+
+  it("fails the run on an integral REAL in a column without type, which JSON would restore as an INTEGER", async () => {
+    const date = "2026-11-12";
+    await insertEvents(Array.from({ length: 5 }, (_, i) => event(date, i)));
+    await env.D1.exec("ALTER TABLE traffic_events ADD COLUMN extra");
+    try {
+      const [row] = await d1Rows(date);
+      await env.D1.prepare("UPDATE traffic_events SET extra = 3.0 WHERE id = ?1").bind(row?.id).run();
+      const planned = await planArchive(env, date, NOW);
+      const run = await waitForRun(planned.run?.run_id ?? "");
+      expect(run.status).toBe("failed");
+      expect(run.error).toMatch(new RegExp(`row id ${row?.id} has an integral REAL \\(3\\) in column extra`));
+      expect((await d1Rows(date)).length).toBe(5);
+    } finally {
+      await env.D1.exec("ALTER TABLE traffic_events DROP COLUMN extra");
+    }
   });
 
   it("archives and cleans text that holds U+FFFD itself, on text and row pages", async () => {

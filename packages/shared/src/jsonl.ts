@@ -32,17 +32,13 @@ export class UnencodableValueError extends Error {
 }
 
 /**
- * Why `value` cannot be archived exactly as JSON, or null. D1 returns
- * INTEGER and REAL values as JS numbers (doubles): beyond ±2^53 an integer
- * may already be rounded, so no number of that size is trusted; a non-finite
- * REAL would become `null`; a BLOB has no JSON form.
+ * Why `value` cannot be archived exactly as JSON, or null. A non-finite REAL
+ * would become `null`; a BLOB has no JSON form. (An INTEGER beyond ±2^53,
+ * which D1 may return rounded, is told from a REAL of that size by SQLite:
+ * the page reader refuses it before it gets here.)
  */
 function unencodable(value: unknown): string | null {
-  if (typeof value === "number") {
-    if (!Number.isFinite(value)) return `a non-finite number (${value})`;
-    if (Math.abs(value) > Number.MAX_SAFE_INTEGER) return `a number beyond ±2^53 (${value}), which D1 may have rounded`;
-    return null;
-  }
+  if (typeof value === "number") return Number.isFinite(value) ? null : `a non-finite number (${value})`;
   // Undefined is what the page reader leaves of its own extra columns: JSON.stringify omits it.
   if (value === null || value === undefined || typeof value === "string" || typeof value === "boolean") return null;
   return `a ${value instanceof ArrayBuffer || ArrayBuffer.isView(value) || Array.isArray(value) ? "BLOB" : typeof value}`;

@@ -62,9 +62,10 @@ export const PAGE_TARGET_BYTES = 4 * 1024 * 1024;
 /** Extra columns of the page query; never archived. */
 const WIDTH = "__width";
 const NULLS = "__nulls";
+const INEXACT = "__inexact";
 
 type Row = Record<string, unknown> & { id: number };
-type PageRow = Row & { [WIDTH]: number; [NULLS]: number };
+type PageRow = Row & { [WIDTH]: number; [NULLS]: number; [INEXACT]: string | null };
 
 /** A text page's answer: the page's lines, or why it has none. */
 interface TextPage {
@@ -105,28 +106,52 @@ function textPageRefusal(error: unknown): "too big" | "not text" | null {
 }
 
 /**
- * The row page query. Per row, SQLite also returns its width (characters of
- * all values as text) and how many of its values are NULL; a row wider than
- * ?5 has every value but its id replaced by NULL. `OFFSET 0` keeps SQLite
- * from flattening the subquery, which would compute the width once per
- * column. The NULL count finds non-finite REALs: D1 answers ±Infinity as
- * null, so a row with more nulls in JS than in SQLite held one.
+ * The first value of a row that JSON cannot carry with its type, as
+ * "column:why", or NULL. D1 returns integers as doubles, so one beyond ±2^53
+ * may come back rounded; a column without type affinity keeps REAL 3.0 apart
+ * from INTEGER 3, and JSON would restore it as the integer. (A CASE, not a
+ * function: D1 allows 32 arguments per function.)
  */
-function pageSql(columns: readonly string[]): string {
+function inexactSql(columns: readonly TableColumn[], prefix = ""): string {
+  const whens = columns
+    .filter((c) => c.affinity !== "TEXT")
+    .map((c) => {
+      const q = `${prefix}${quoteIdentifier(c.name)}`;
+      const name = c.name.replaceAll("'", "''");
+      const integral =
+        c.affinity === "BLOB"
+          ? ` WHEN typeof(${q}) = 'real' AND ${q} = CAST(${q} AS INTEGER) AND ${q} BETWEEN -9007199254740991 AND 9007199254740991 THEN '${name}:real'`
+          : "";
+      return ` WHEN typeof(${q}) = 'integer' AND (${q} > 9007199254740991 OR ${q} < -9007199254740991) THEN '${name}:integer'${integral}`;
+    });
+  return whens.length > 0 ? `CASE${whens.join("")} END` : "NULL";
+}
+
+/**
+ * The row page query. Per row, SQLite also returns its width (characters of
+ * all values as text), how many of its values are NULL, and its first value
+ * JSON cannot carry (inexactSql); a row wider than ?5 has every value but its
+ * id replaced by NULL. `OFFSET 0` keeps SQLite from flattening the subquery,
+ * which would compute the width once per column. The NULL count finds
+ * non-finite REALs: D1 answers ±Infinity as null, so a row with more nulls in
+ * JS than in SQLite held one.
+ */
+function pageSql(table: readonly TableColumn[]): string {
+  const columns = table.map((c) => c.name);
   const width = columns.map((c) => `ifnull(length(${quoteIdentifier(c)}), 0)`).join(" + ");
   const nulls = columns.map((c) => `(${quoteIdentifier(c)} IS NULL)`).join(" + ");
   const select = columns.map((c) =>
     c === "id" ? "id" : `CASE WHEN ${WIDTH} <= ?5 THEN ${quoteIdentifier(c)} END AS ${quoteIdentifier(c)}`,
   );
-  return `SELECT ${select.join(", ")}, ${WIDTH}, ${NULLS} FROM (
-    SELECT *, ${width} AS ${WIDTH}, ${nulls} AS ${NULLS} FROM traffic_events
+  return `SELECT ${select.join(", ")}, ${WIDTH}, ${NULLS}, ${INEXACT} FROM (
+    SELECT *, ${width} AS ${WIDTH}, ${nulls} AS ${NULLS}, ${inexactSql(table)} AS ${INEXACT} FROM traffic_events
     WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4 OFFSET 0)`;
 }
 
 /** Wide rows of one page by id (a JSON array), in id order. */
-function wideRowsSql(columns: readonly string[]): string {
-  const nulls = columns.map((c) => `(t.${quoteIdentifier(c)} IS NULL)`).join(" + ");
-  return `SELECT t.*, ${nulls} AS ${NULLS}
+function wideRowsSql(table: readonly TableColumn[]): string {
+  const nulls = table.map((c) => `(t.${quoteIdentifier(c.name)} IS NULL)`).join(" + ");
+  return `SELECT t.*, ${nulls} AS ${NULLS}, ${inexactSql(table, "t.")} AS ${INEXACT}
     FROM json_each(?2) AS j CROSS JOIN traffic_events AS t ON t.id = j.value
     WHERE t.event_date = ?1 ORDER BY t.id`;
 }
@@ -193,8 +218,21 @@ function nextPageRows(current: number, bytesPerLine: number, maxRows: number): n
   return Math.max(1, Math.min(maxRows, current * 4, byBytes));
 }
 
-/** Drops the query's extra columns, after checking no value became null on its way out of D1. */
-function checked(row: Row & { [NULLS]?: number }, columns: readonly string[]): Row {
+/**
+ * Drops the query's extra columns, after checking that SQLite found every
+ * value one JSON carries with its type, and that none became null on its way
+ * out of D1.
+ */
+function checked(row: Row & { [NULLS]?: number; [INEXACT]?: string | null }, columns: readonly string[]): Row {
+  const inexact = row[INEXACT];
+  if (inexact) {
+    const [column, kind] = inexact.split(":");
+    throw new UnencodableValueError(
+      kind === "integer"
+        ? `row id ${row.id} has an integer beyond ±2^53 in column ${column}, which D1 may have rounded`
+        : `row id ${row.id} has an integral REAL (${String(row[column as string])}) in column ${column}, which has no type affinity: JSON would restore it as an INTEGER`,
+    );
+  }
   let nulls = 0;
   for (const column of columns) if (row[column] === null) nulls++;
   if (nulls !== row[NULLS]) {
@@ -205,6 +243,7 @@ function checked(row: Row & { [NULLS]?: number }, columns: readonly string[]): R
   // Undefined properties are left out by JSON.stringify, and cost less than `delete`.
   (row as Record<string, unknown>)[WIDTH] = undefined;
   (row as Record<string, unknown>)[NULLS] = undefined;
+  (row as Record<string, unknown>)[INEXACT] = undefined;
   return row;
 }
 
@@ -222,8 +261,8 @@ export async function* rangePages(
   const table = await readTableColumns(db);
   const columns = table.map((c) => c.name);
   const textStatement = db.prepare(textPageSql(table));
-  const rowStatement = db.prepare(pageSql(columns));
-  const wideStatement = db.prepare(wideRowsSql(columns));
+  const rowStatement = db.prepare(pageSql(table));
+  const wideStatement = db.prepare(wideRowsSql(table));
   const textBytesStatement = db.prepare(textBytesSql(columns));
   /**
    * Fails the chunk, naming the row and column, if a U+FFFD in these lines
