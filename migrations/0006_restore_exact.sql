@@ -14,36 +14,40 @@ INSERT INTO archive_powers_of_two (k, v)
     up (k, v) AS (SELECT 1, 2.0 UNION ALL SELECT k + 1, v * 2 FROM up WHERE k < 1023)
   SELECT k, v FROM down UNION ALL SELECT k, v FROM up;
 
--- 2. A range's cleanup knows whether a row entered it while it ran. A row
--- that enters a range being cleaned or cleaned (an explicit id, a restore, a
--- row moved or changed into it) may equal an archived row: cleanup_epoch grows,
--- so a cleanup that started before marks the range cleaned only after another
--- pass over it, and a cleaned range goes back to not cleaned, so the next
--- cleanup deletes the row by exact match instead of a new run archiving the
--- same content a second time. A row that differs is left and a later run
--- archives it. The WHEN keeps the web API's ordinary inserts (a day with no
--- archived run) to one probe.
+-- 2. A range's cleanup knows whether a row entered or changed in it since
+-- its run was planned: cleanup_epoch grows (these triggers), and
+-- - a cleanup that started before marks the range cleaned only after another
+--   pass over it, and a cleaned range goes back to not cleaned, so an
+--   identical row that comes back (an explicit id, a restore) is deleted by
+--   the next pass instead of a new run archiving the same content again;
+-- - rows a cleanup leaves in a range whose epoch never grew are rows nothing
+--   changed since they were archived, yet cleanup could not match: health
+--   reports them (rows_unmatched) instead of every cron archiving them again
+--   in silence.
+-- The WHEN keeps the web API's ordinary inserts (today: no run) to one probe.
 ALTER TABLE archive_chunks ADD COLUMN cleanup_epoch INTEGER NOT NULL DEFAULT 0;
 
 DROP TRIGGER traffic_events_row_into_cleaned_range;
 DROP TRIGGER traffic_events_row_changed_in_cleaned_range;
 CREATE TRIGGER traffic_events_row_into_archived_range AFTER INSERT ON traffic_events
-WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status = 'archived')
+WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'))
 BEGIN
   UPDATE archive_chunks SET cleanup_epoch = cleanup_epoch + 1,
     cleanup_state = CASE cleanup_state WHEN 'cleaned' THEN 'none' ELSE cleanup_state END,
     cleaned_at = NULL
-  WHERE cleanup_state IN ('pending', 'cleaned') AND rowid_lo <= NEW.id AND rowid_hi >= NEW.id
-    AND run_id IN (SELECT run_id FROM archive_runs WHERE date = NEW.event_date AND status = 'archived');
+  WHERE rowid_lo <= NEW.id AND rowid_hi >= NEW.id
+    AND run_id IN (SELECT run_id FROM archive_runs
+      WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'));
 END;
 CREATE TRIGGER traffic_events_row_changed_in_archived_range AFTER UPDATE ON traffic_events
-WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status = 'archived')
+WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'))
 BEGIN
   UPDATE archive_chunks SET cleanup_epoch = cleanup_epoch + 1,
     cleanup_state = CASE cleanup_state WHEN 'cleaned' THEN 'none' ELSE cleanup_state END,
     cleaned_at = NULL
-  WHERE cleanup_state IN ('pending', 'cleaned') AND rowid_lo <= NEW.id AND rowid_hi >= NEW.id
-    AND run_id IN (SELECT run_id FROM archive_runs WHERE date = NEW.event_date AND status = 'archived');
+  WHERE rowid_lo <= NEW.id AND rowid_hi >= NEW.id
+    AND run_id IN (SELECT run_id FROM archive_runs
+      WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'));
 END;
 
 -- A day that planning refuses to archive (a row id beyond ±2^53, which D1

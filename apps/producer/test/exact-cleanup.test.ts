@@ -176,6 +176,54 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     expect(await d1Rows(date)).toEqual([]);
   });
 
+  it("rows cleanup cannot match although nothing changed them are reported by health, changed rows are not", async () => {
+    const date = "2026-11-13";
+    await insertEvents(Array.from({ length: 10 }, (_, i) => event(date, i)));
+    const first = await archive(date);
+    const ids = (await d1Rows(date)).map((r) => r.id as number);
+    // A matcher that cannot match one row (as tiny REALs and invalid UTF-8 once were).
+    const blind = ids[4] as number;
+    const blindD1 = new Proxy(env.D1, {
+      get(target, prop) {
+        if (prop === "prepare") {
+          return (sql: string) =>
+            target.prepare(
+              sql
+                .replace("AND (SELECT yes FROM same)", "AND 0")
+                .replace(
+                  /^DELETE FROM "traffic_events" WHERE id IN \(/,
+                  `DELETE FROM "traffic_events" WHERE id <> ${blind} AND id IN (`,
+                ),
+            );
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await clean(date, { ...env, D1: blindD1 });
+    expect((await d1Rows(date)).map((r) => r.id)).toEqual([blind]);
+    let problems = (await evaluateHealth(env, NOW)).problems.filter((p) => p.code === "rows_unmatched");
+    expect(problems.map((p) => [p.date, p.runId])).toEqual([[date, first.run_id]]);
+    expect(problems[0]?.message).toMatch(/left 1 row\(s\) in D1 that nothing changed/);
+
+    // Archived again and cleaned by a matcher that works: the latest run left nothing, the problem clears.
+    await archive(date);
+    await clean(date);
+    problems = (await evaluateHealth(env, NOW)).problems.filter((p) => p.code === "rows_unmatched");
+    expect(problems).toEqual([]);
+
+    // A row changed after archiving is left too, but that is the writer's doing: no problem.
+    const other = "2026-11-14";
+    await insertEvents(Array.from({ length: 10 }, (_, i) => event(other, i)));
+    await archive(other);
+    const [row] = await d1Rows(other);
+    await env.D1.prepare("UPDATE traffic_events SET path = '/changed' WHERE id = ?1").bind(row?.id).run();
+    await clean(other);
+    expect((await d1Rows(other)).length).toBe(1);
+    problems = (await evaluateHealth(env, NOW)).problems.filter((p) => p.code === "rows_unmatched");
+    expect(problems).toEqual([]);
+  });
+
   it("refuses a range whose archived column was dropped, deleting nothing, and says so in health", async () => {
     const date = "2026-11-04";
     await insertEvents(Array.from({ length: 8 }, (_, i) => event(date, i)));

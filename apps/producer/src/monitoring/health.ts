@@ -7,6 +7,7 @@ export type ProblemCode =
   | "run_failed"
   | "run_stalled"
   | "cleanup_refused"
+  | "rows_unmatched"
   | "too_many_days_in_d1"
   | "dead_letters_pending"
   | "object_too_large"
@@ -64,7 +65,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
   const config = readConfig(env);
   const db = env.D1;
   const today = utcDate(now);
-  const [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult] = await db.batch([
+  const [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult, unmatchedResult] = await db.batch([
     // Each run of the window (and any older one still in flight), with its last sign of progress.
     db
       .prepare(
@@ -90,6 +91,14 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
        WHERE c.restore_state = 'failed'`,
     ),
     db.prepare("SELECT date, reason, refused_at FROM archive_refusals ORDER BY date"),
+    // Ranges of each day's latest committed run whose cleanup left rows that nothing changed since the
+    // run was planned (the epoch never grew): rows cleanup cannot match, which every cron would archive again.
+    db.prepare(
+      `SELECT c.run_id, c.chunk_index, r.date, c.rows_left, c.cleaned_at
+       FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
+       WHERE c.cleanup_state = 'cleaned' AND c.rows_left > 0 AND c.cleanup_epoch = 0
+         AND r.rowid = (SELECT MAX(rowid) FROM archive_runs WHERE date = r.date AND status = 'archived')`,
+    ),
   ]);
   const runs = (runsResult?.results ?? []) as RunFacts[];
   const refused = (refusedResult?.results ?? []) as {
@@ -108,7 +117,14 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     restore_failed_at: string | null;
   }[];
   const dayRefusals = (dayRefusalsResult?.results ?? []) as { date: string; reason: string; refused_at: string }[];
-  let d1RowsRead = [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult].reduce(
+  const unmatched = (unmatchedResult?.results ?? []) as {
+    run_id: string;
+    chunk_index: number;
+    date: string;
+    rows_left: number;
+    cleaned_at: string | null;
+  }[];
+  let d1RowsRead = [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult, unmatchedResult].reduce(
     (sum, r) => sum + (r?.meta.rows_read ?? 0),
     0,
   );
@@ -199,6 +215,18 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       message: `cleanup refused range ${range.chunk_index} of run ${range.run_id} (${range.date}): ${range.cleanup_error ?? "no reason recorded"}`,
       action:
         "nothing was deleted; compare the archive with D1 (see the README's recovery notes) before triggering cleanup again",
+    });
+  }
+
+  for (const range of unmatched) {
+    problems.push({
+      key: `rows_unmatched:${range.run_id}:${range.chunk_index}`,
+      code: "rows_unmatched",
+      date: range.date,
+      runId: range.run_id,
+      since: range.cleaned_at ?? now.toISOString(),
+      message: `cleanup of range ${range.chunk_index} of run ${range.run_id} (${range.date}) left ${range.rows_left} row(s) in D1 that nothing changed since they were archived: cleanup cannot match them, and each new run would archive them again`,
+      action: `compare those rows in D1 with the archive (verify-archive) and report it; they stay in D1 and nothing is lost`,
     });
   }
 
