@@ -58,3 +58,9 @@ CREATE TABLE archive_refusals (
   reason TEXT NOT NULL,
   refused_at TEXT NOT NULL
 );
+
+-- A chunk whose claim was taken over from a consumer that outlived its lease
+-- may have that consumer's part upload land after the new owner's, leaving R2
+-- a part whose etag nobody recorded: complete() then refuses the run forever.
+-- Counted here, so such a finalizer archives exactly those chunks again.
+ALTER TABLE archive_chunks ADD COLUMN takeovers INTEGER NOT NULL DEFAULT 0;

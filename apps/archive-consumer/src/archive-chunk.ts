@@ -50,7 +50,8 @@ export async function archiveChunk(
   // naming the wrong date cannot hold the chunk away from the right one.
   const claimed = await db
     .prepare(
-      `UPDATE archive_chunks SET claim_token = ?1, claimed_at = ?2, attempts = attempts + 1
+      `UPDATE archive_chunks SET claim_token = ?1, claimed_at = ?2, attempts = attempts + 1,
+         takeovers = takeovers + (claim_token IS NOT NULL)
        WHERE run_id = ?3 AND chunk_index = ?4 AND state = 'pending'
          AND (claim_token IS NULL OR claimed_at < ?5)
          AND EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?3 AND status = 'archiving')

@@ -21,3 +21,17 @@ export class ClaimLostError extends Error {
 export function isUploadGone(error: unknown): boolean {
   return /NoSuchUpload|\b10024\b/.test(error instanceof Error ? error.message : String(error));
 }
+
+/**
+ * R2 answers InvalidPart (10025) at complete() when a part it keeps has
+ * another etag than the one recorded: a consumer whose claim was taken over
+ * wrote the part after the new owner did.
+ */
+export function isPartOverwritten(error: unknown): boolean {
+  return /InvalidPart|\b10025\b/.test(error instanceof Error ? error.message : String(error));
+}
+
+/** complete() found a part overwritten behind the run's back: its chunks are archived again. */
+export class PartsOverwrittenError extends Error {
+  override name = "PartsOverwrittenError";
+}

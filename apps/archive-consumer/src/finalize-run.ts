@@ -11,9 +11,9 @@ import {
   type UploadedPart,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
-import { isUploadGone, PermanentChunkError } from "./errors.ts";
+import { isPartOverwritten, isUploadGone, PartsOverwrittenError, PermanentChunkError } from "./errors.ts";
 
-export type FinalizeOutcome = "finalized" | "not_ready" | "in_progress" | "failed";
+export type FinalizeOutcome = "finalized" | "not_ready" | "in_progress" | "failed" | "rearchiving";
 
 /**
  * Completes a run whose chunks are all archived: completes the multipart
@@ -54,6 +54,10 @@ export async function finalizeRun(env: Env, config: Config, runId: string, now: 
       await failRun(env, runId, `finalize: ${error.message}`, new Date(), token);
       return "failed";
     }
+    if (error instanceof PartsOverwrittenError) {
+      await archiveAgain(env, runId, token, now, error.message);
+      return "rearchiving";
+    }
     // Hand the run back so the retried message can finalize it again at once. Once the manifest may be
     // in R2 the run is committed: it stays 'finalizing', which nothing but its finalizer can fail, and
     // is left claimable now (finalize_started_at '' is before any cutoff) instead of after the lease.
@@ -67,6 +71,45 @@ export async function finalizeRun(env: Env, config: Config, runId: string, now: 
       .run();
     throw error;
   }
+}
+
+/**
+ * A part R2 keeps is not the one recorded (a late writer): the chunks whose
+ * claim was ever taken over (all of them, if none was) are archived again,
+ * uploading their parts anew, and the run goes back to archiving. Nothing
+ * was committed: complete() failed before any manifest.
+ */
+async function archiveAgain(env: Env, runId: string, token: string, now: Date, reason: string): Promise<void> {
+  const db = env.D1;
+  const [reset] = await db.batch([
+    db
+      .prepare(
+        `UPDATE archive_chunks SET state = 'pending', parts = NULL, claim_token = NULL, enqueued_at = ?3,
+           last_error = ?4
+         WHERE run_id = ?1
+           AND EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?1 AND finalize_token = ?2)
+           AND (takeovers > 0 OR NOT EXISTS (SELECT 1 FROM archive_chunks WHERE run_id = ?1 AND takeovers > 0))
+         RETURNING chunk_index`,
+      )
+      .bind(runId, token, now.toISOString(), `archived again: ${reason}`),
+    db
+      .prepare(
+        "UPDATE archive_runs SET status = 'archiving', finalize_token = NULL, error = ?3 WHERE run_id = ?1 AND finalize_token = ?2",
+      )
+      .bind(runId, token, `finalize: ${reason}; archiving the overwritten chunks again`),
+  ]);
+  const run = (await db
+    .prepare("SELECT date FROM archive_runs WHERE run_id = ?1")
+    .bind(runId)
+    .first<RunRow>()) as RunRow;
+  const chunks = ((reset?.results ?? []) as { chunk_index: number }[]).map((r) => r.chunk_index);
+  await env.ARCHIVE_QUEUE.sendBatch(
+    chunks.map((chunkIndex) => ({
+      body: { version: 1, runId, date: run.date, chunkIndex },
+      contentType: "json" as const,
+    })),
+  );
+  logEvent("archive.parts_overwritten", { runId, date: run.date, chunks, reason });
 }
 
 async function commitRun(env: Env, runId: string, token: string, progress: { manifestPut: boolean }): Promise<void> {
@@ -110,6 +153,7 @@ async function commitRun(env: Env, runId: string, token: string, progress: { man
     const head = await bucket.head(run.object_key);
     if (head?.size !== objectBytes) {
       if (isUploadGone(error) && !head) throw new PermanentChunkError(`the upload is gone: ${errorMessage(error)}`);
+      if (isPartOverwritten(error)) throw new PartsOverwrittenError(errorMessage(error));
       throw error;
     }
   }

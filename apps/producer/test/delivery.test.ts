@@ -90,6 +90,32 @@ describe("delivery at least once", () => {
     expect((await archiveLines(done.object_key)).map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
   });
 
+  it("recovers by itself when a consumer whose lease ran out writes its part after the one that took over", async () => {
+    const date = "2026-03-30";
+    await seedTwoPartDay(date, 15);
+    const { run, messages } = await planHeld(date);
+    expect(messages.length).toBeGreaterThanOrEqual(2);
+    const shortLease = { LEASE_SECONDS: "1" };
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    // A claims chunk 0 and its part upload hangs past the lease.
+    const slow = deliver(messages[0], { ...gatedUploadParts(gate), ...shortLease });
+    while ((await chunkRows(run.run_id))[0]?.claim_token == null) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 1100));
+    // B takes the chunk over, uploads the part and records its etag.
+    expect(await deliver(messages[0], { ...env, ...shortLease })).toBe("ack");
+    // Then A's upload lands: R2 keeps A's part, whose etag no one recorded.
+    open();
+    expect(await slow).toBe("ack");
+    // The last chunk finalizes: complete() refuses B's etag; the run must recover with no operator.
+    for (const m of messages.slice(1)) await deliver(m, { ...env, ...shortLease });
+    const done = await waitForRun(run.run_id);
+    expect(done.status).toBe("archived");
+    expect((await archiveLines(done.object_key)).map((l) => JSON.parse(l))).toEqual(await d1Rows(date));
+  });
+
   it("retries a chunk whose D1 read fails midway, and the retry archives it whole", async () => {
     const date = "2026-04-02";
     await insertEvents(Array.from({ length: 2000 }, (_, i) => event(date, i)));
