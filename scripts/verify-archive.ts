@@ -5,7 +5,7 @@
  * bytes, without the Workers, and prints what it found. Exit code 0 when
  * everything matches, 1 otherwise.
  *
- * What is checked (the README's "Archive format" says why each holds):
+ * What is checked (docs/archive-format.md says why each holds):
  * - the object's size is the sum of its parts', and every part but the last
  *   has the manifest's `partSize` bytes (R2's rule for multipart objects);
  * - each chunk's gzip member, at the offset its parts give, decompresses to

@@ -158,6 +158,17 @@ async function commitRun(env: Env, runId: string, token: string, progress: { man
     }
   }
 
+  // Earlier committed runs whose ranges this one overlaps: for the ids it holds there, it has the newer content.
+  const { results: supersedes } = await db
+    .prepare(
+      `SELECT o.run_id AS runId, MAX(o.rowid_lo, n.rowid_lo) AS rowidLo, MIN(o.rowid_hi, n.rowid_hi) AS rowidHi
+       FROM archive_chunks n JOIN archive_chunks o ON o.rowid_lo <= n.rowid_hi AND o.rowid_hi >= n.rowid_lo
+         JOIN archive_runs r ON r.run_id = o.run_id
+       WHERE n.run_id = ?1 AND n.rows > 0 AND o.rows > 0 AND r.date = ?2 AND r.status = 'archived' AND o.run_id <> ?1
+       ORDER BY r.rowid, rowidLo`,
+    )
+    .bind(runId, run.date)
+    .all<{ runId: string; rowidLo: number; rowidHi: number }>();
   const completedAt = new Date().toISOString();
   const manifest: Manifest = {
     version: 1,
@@ -176,6 +187,7 @@ async function commitRun(env: Env, runId: string, token: string, progress: { man
     createdAt: run.created_at,
     completedAt,
     chunks: manifestChunks,
+    supersedes,
   };
   progress.manifestPut = true;
   await bucket.put(run.manifest_key, JSON.stringify(manifest, null, 2), {

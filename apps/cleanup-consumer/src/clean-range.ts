@@ -1,5 +1,6 @@
 import {
   ArchiveReadError,
+  archivedLineId,
   type ChunkRow,
   type CleanupRangeMessage,
   type Config,
@@ -126,8 +127,8 @@ export async function cleanRange(
         const { text, lines } = window.value;
         const statementStarted = Date.now();
         const firstEnd = text.indexOf("\n");
-        const first = lineId(firstEnd === -1 ? text : text.slice(0, firstEnd));
-        const last = lineId(text.slice(text.lastIndexOf("\n") + 1));
+        const first = archivedLineId(firstEnd === -1 ? text : text.slice(0, firstEnd));
+        const last = archivedLineId(text.slice(text.lastIndexOf("\n") + 1));
         if ((await deleteTogether(text, first, last)) !== lines) {
           windowsMatchedByRow++;
           await deleteAndCount(deleteArchived.bind(exactRowsJson(text), run.date, chunk.rowid_lo, chunk.rowid_hi));
@@ -215,16 +216,6 @@ export async function cleanRange(
   // Cleaned when the last range finished, not when its message arrived: the run's cleaned_at times cleanup.
   await markCleanedIfDone(db, run, new Date());
   return "cleaned";
-}
-
-/** The id of an archived line (checked by the read-back before any delete). */
-function lineId(line: string): number {
-  let id: unknown;
-  try {
-    id = (JSON.parse(line) as { id?: unknown } | null)?.id;
-  } catch {}
-  if (typeof id !== "number") throw new ArchiveReadError(`an archived line has no numeric id: ${line.slice(0, 80)}`);
-  return id;
 }
 
 /** Records why a range was not deleted, on the range and on its run, and deletes nothing. */

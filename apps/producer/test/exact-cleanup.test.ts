@@ -7,7 +7,16 @@ import { planCleanup } from "../src/plan-cleanup.ts";
 import { planRestore } from "../src/restore/plan-restore.ts";
 import { failRunByOperator } from "../src/runs.ts";
 import { capturingQueue, deliver, deliverCleanup, faultyD1 } from "./faults.ts";
-import { archiveLines, d1Rows, event, insertEvents, insertEventWithId, runsOf, waitForRun } from "./helpers.ts";
+import {
+  archiveLines,
+  d1Rows,
+  event,
+  insertEvents,
+  insertEventWithId,
+  manifestOf,
+  runsOf,
+  waitForRun,
+} from "./helpers.ts";
 
 /**
  * A row leaves D1 only if restoring its archive would give back exactly that
@@ -88,11 +97,31 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
       expect(await cleanedFlag(date)).toBe(0);
 
       // The backfilled rows are archived again, with the new column, and then cleaned.
+      const before = await d1Rows(date);
       const second = await archive(date);
       expect((await archiveLines(second.object_key)).map((l) => JSON.parse(l).region)).toEqual(["us", "us"]);
+      // The second manifest says whose rows it may supersede.
+      expect((await manifestOf(second)).supersedes).toEqual([
+        { runId: first.run_id, rowidLo: ids[1], rowidHi: ids[3] },
+      ]);
       await clean(date);
       expect(await d1Rows(date)).toEqual([]);
       expect(await cleanedFlag(date)).toBe(1);
+
+      // A restore of the day gives each row once, with its current content, whichever range comes first.
+      for (const order of ["as planned", "reversed"]) {
+        const queue = capturingQueue();
+        await planRestore({ ...env, CLEANUP_QUEUE: queue }, date, null, NOW);
+        const messages = order === "reversed" ? [...queue.sent].reverse() : queue.sent;
+        for (const m of messages) expect(await deliverCleanup(m)).toBe("ack");
+        const restored = await d1Rows(date);
+        expect(restored.map((r) => [r.id, r.region])).toEqual(
+          ids.map((id, i) => [id, i === 1 || i === 3 ? "us" : "eu"]),
+        );
+        expect(restored.filter((r) => r.region === "us")).toEqual(before.filter((r) => r.region === "us"));
+        await clean(date);
+        expect(await d1Rows(date)).toEqual([]);
+      }
     } finally {
       await env.D1.exec("ALTER TABLE traffic_events DROP COLUMN region");
     }

@@ -125,6 +125,28 @@ export async function* chunkWindows(
   }
 }
 
+/** The id of an archived line; a line without a numeric id is no archive of ours. */
+export function archivedLineId(line: string): number {
+  let id: unknown;
+  try {
+    id = (JSON.parse(line) as { id?: unknown } | null)?.id;
+  } catch {}
+  if (typeof id !== "number") throw new ArchiveReadError(`an archived line has no numeric id: ${line.slice(0, 80)}`);
+  return id;
+}
+
+/** The ids of a window's lines (joined by newlines), in order. */
+export function windowIds(text: string): number[] {
+  const ids: number[] = [];
+  for (let start = 0; start <= text.length; ) {
+    const end = text.indexOf("\n", start);
+    ids.push(archivedLineId(text.slice(start, end === -1 ? text.length : end)));
+    if (end === -1) break;
+    start = end + 1;
+  }
+  return ids;
+}
+
 const NEWLINE = 0x0a;
 
 /**

@@ -61,5 +61,13 @@ export const Manifest = z.object({
   createdAt: z.string(),
   completedAt: z.string(),
   chunks: z.array(ManifestChunk),
+  /**
+   * The earlier committed runs of the same date whose id ranges this run's
+   * ranges overlap: for an id this archive holds within [rowidLo, rowidHi],
+   * this archive has its current content, and the earlier one an older
+   * content (docs/archive-format.md, "One row, one current content"). Absent
+   * in manifests written before it existed, which supersede nothing.
+   */
+  supersedes: z.array(z.object({ runId, rowidLo: z.number().int(), rowidHi: z.number().int() })).optional(),
 });
 export type Manifest = z.infer<typeof Manifest>;
