@@ -94,6 +94,12 @@ it(
     }
 
     let columnAdded = false;
+    /** Rows holding text that is not UTF-8: every run over them fails, naming the row, until a writer mends it. */
+    const poisoned = new Set<number>();
+    /** A content that was in D1: an event, unless its row is poisoned (it can never be archived as it is). */
+    const remember = (row: Row) => {
+      if (!poisoned.has(row.id)) known.add(contentOf(row));
+    };
 
     async function insert(date: string, n: number) {
       await insertEvents(
@@ -107,7 +113,7 @@ it(
       const { results } = await env.D1.prepare("SELECT * FROM traffic_events WHERE id > ?1 ORDER BY id")
         .bind(maxId)
         .all<Row>();
-      for (const row of results) known.add(contentOf(row));
+      for (const row of results) remember(row);
       maxId = results.at(-1)?.id ?? maxId;
     }
 
@@ -118,7 +124,7 @@ it(
       const id = pick(free);
       const date = pick(DATES);
       await insertEventWithId(id, event(date, id, { path: `/explicit/${++serial}` }));
-      known.add(contentOf((await d1Contents()).get(id) as Row));
+      remember((await d1Contents()).get(id) as Row);
       maxId = Math.max(maxId, id);
       return `insert id ${id} for ${date}`;
     }
@@ -139,7 +145,7 @@ it(
         .bind(...values, row.id)
         .run();
       if (!archivedCopies.has(contentOf(row))) withdrawn.add(contentOf(row));
-      known.add(contentOf((await d1Contents()).get(row.id) as Row));
+      remember((await d1Contents()).get(row.id) as Row);
     }
 
     /** A writer that assigns ids puts an archived row back as it was (a backfill, a replayed import). */
@@ -174,13 +180,37 @@ it(
         await env.D1.exec(`ALTER TABLE traffic_events ADD COLUMN ${ADDED} TEXT`);
         columnAdded = true;
         // NULL in the new column is the same event (contentOf): nothing else changed.
-        for (const row of (await d1Contents()).values()) known.add(contentOf(row));
+        for (const row of (await d1Contents()).values()) remember(row);
       }
       const rows = [...(await d1Contents()).values()];
       if (rows.length === 0) return `add column ${ADDED}: no row to backfill`;
       const row = pick(rows);
       await rewrite(row, `UPDATE traffic_events SET ${ADDED} = ?1 WHERE id = ?2`, `r${++serial}`);
       return `add column ${ADDED}, backfill row ${row.id}`;
+    }
+
+    async function poison(): Promise<string> {
+      const date = pick(DATES);
+      await insertEvents([event(date, ++serial, { path: "/poison" })]);
+      const row = await env.D1.prepare("SELECT id FROM traffic_events WHERE id > ?1 ORDER BY id LIMIT 1")
+        .bind(maxId)
+        .first<{ id: number }>();
+      const id = row?.id as number;
+      await env.D1.prepare("UPDATE traffic_events SET path = CAST(X'2FFF' AS TEXT) WHERE id = ?1").bind(id).run();
+      maxId = Math.max(maxId, id);
+      poisoned.add(id);
+      // Not UTF-8, so never archived: neither content is an event the archiver must keep.
+      return `poison row ${id} of ${date}`;
+    }
+
+    async function mend(id: number): Promise<string> {
+      const row = (await d1Contents()).get(id);
+      poisoned.delete(id);
+      if (!row) return `mend ${id}: gone`;
+      if (!archivedCopies.has(contentOf(row))) withdrawn.add(contentOf(row));
+      await env.D1.prepare("UPDATE traffic_events SET path = ?1 WHERE id = ?2").bind(`/mended/${id}`, id).run();
+      remember((await d1Contents()).get(id) as Row);
+      return `mend row ${id}`;
     }
 
     /** An operator restores a day; its messages race cleanup and planning like every other message. */
@@ -292,6 +322,8 @@ it(
           what = await addColumn();
         } else if (roll < 0.29) {
           what = await restore(pick(DATES));
+        } else if (roll < 0.3) {
+          what = poisoned.size > 0 && rng() < 0.5 ? await mend(pick([...poisoned])) : await poison();
         } else if (roll < 0.38 || pending.length === 0) {
           const date = pick(DATES);
           what = `trigger ${date}: ${await trigger(date)}`;
@@ -304,7 +336,8 @@ it(
         await checkInvariant(`step ${step} (${what})`);
       }
 
-      // The faults stop: everything must end archived and cleaned.
+      // The faults stop, and every row that is not UTF-8 is mended: everything must end archived and cleaned.
+      for (const id of [...poisoned]) await mend(id);
       for (let round = 1; ; round++) {
         while (pending.length > 0) {
           const message = pending.shift() as Pending;
