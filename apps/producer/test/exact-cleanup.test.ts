@@ -253,6 +253,17 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     expect(problems).toEqual([]);
   });
 
+  it("leaves a row that became a BLOB after archiving and deletes the rest of its window", async () => {
+    const date = "2026-11-15";
+    await insertEvents(Array.from({ length: 20 }, (_, i) => event(date, i)));
+    const run = await archive(date);
+    const [row] = await d1Rows(date);
+    await env.D1.prepare("UPDATE traffic_events SET user_agent = X'00ff' WHERE id = ?1").bind(row?.id).run();
+    await clean(date);
+    expect((await d1Rows(date)).map((r) => r.id)).toEqual([row?.id]);
+    expect((await chunksOf(run.run_id))[0]).toMatchObject({ cleanup_state: "cleaned", rows_deleted: 19, rows_left: 1 });
+  });
+
   it("refuses a range whose archived column was dropped, deleting nothing, and says so in health", async () => {
     const date = "2026-11-04";
     await insertEvents(Array.from({ length: 8 }, (_, i) => event(date, i)));
