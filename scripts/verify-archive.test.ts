@@ -171,3 +171,82 @@ describe("verify-archive on the command line", () => {
     expect(changed.output).toMatch(/DIFF chunk 1 .*SHA-256 differs/);
   });
 });
+
+describe("verify-archive over a day's archives", () => {
+  /** A one-chunk archive of `rows` (id, path) completed at `completedAt`, written to `folder`. */
+  function archive(
+    folder: string,
+    runId: string,
+    rows: [number, string][],
+    completedAt: string,
+    supersedes?: ArchiveManifest["supersedes"],
+  ) {
+    const raw = Buffer.from(
+      rows.map(([id, path]) => `${JSON.stringify({ id, event_date: "2026-05-01", path })}\n`).join(""),
+    );
+    const object = gzipSync(raw);
+    const manifest: ArchiveManifest = {
+      version: 1,
+      date: "2026-05-01",
+      runId,
+      completedAt,
+      ...(supersedes ? { supersedes } : {}),
+      partSize: PART_SIZE,
+      rows: rows.length,
+      rawBytes: raw.byteLength,
+      objectBytes: object.byteLength,
+      columns: ["id", "event_date", "path"],
+      chunks: [
+        {
+          index: 0,
+          rowidLo: rows[0]?.[0] as number,
+          rowidHi: rows.at(-1)?.[0] as number,
+          rows: rows.length,
+          gzBytes: object.byteLength,
+          parts: [{ partNumber: 1, size: object.byteLength }],
+          sha256: createHash("sha256").update(raw).digest("hex"),
+        },
+      ],
+    };
+    writeFileSync(join(folder, `${runId}.jsonl.gz`), object);
+    writeFileSync(join(folder, `${runId}.manifest.json`), JSON.stringify(manifest));
+  }
+  const first = Array.from({ length: 10 }, (_, i): [number, string] => [i + 1, "/a"]);
+
+  function cliDay(folder: string): { code: number | null; output: string } {
+    const result = spawnSync(
+      process.execPath,
+      ["--no-warnings=ExperimentalWarning", join(import.meta.dirname, "verify-archive.ts"), "--day", folder],
+      { encoding: "utf8" },
+    );
+    return { code: result.status, output: result.stdout + result.stderr };
+  }
+
+  it("counts each id once, with the content of the latest run that holds it", async () => {
+    const folder = mkdtempSync(join(dir, "day-"));
+    archive(folder, "run-one", first, "2026-05-02T01:00:00.000Z");
+    archive(
+      folder,
+      "run-two",
+      [
+        [3, "/changed"],
+        [4, "/changed"],
+        [12, "/late"],
+      ],
+      "2026-05-02T02:00:00.000Z",
+      [{ runId: "run-one", rowidLo: 3, rowidHi: 10 }],
+    );
+    const { code, output } = cliDay(folder);
+    expect(output).toContain("2 archive(s), 13 rows, 2 superseded by later runs, 11 current rows (each id once)");
+    expect(code).toBe(0);
+  });
+
+  it("finds two archives holding the same ids when the later does not say it supersedes the earlier", async () => {
+    const folder = mkdtempSync(join(dir, "day-"));
+    archive(folder, "run-one", first, "2026-05-02T01:00:00.000Z");
+    archive(folder, "run-two", [[3, "/changed"]], "2026-05-02T02:00:00.000Z");
+    const { code, output } = cliDay(folder);
+    expect(output).toMatch(/DIFF ranges of runs run-one and run-two: ids 3\.\.3 overlap, not listed in supersedes/);
+    expect(code).toBe(1);
+  });
+});

@@ -14,9 +14,16 @@
  * - the whole object, read as concatenated gzip members (padding included),
  *   decompresses to exactly the manifest's `rows` lines and `rawBytes` bytes.
  * Memory stays bounded: everything is streamed.
+ *
+ * `pnpm verify-archive -- --day <folder>` checks every archive of one day
+ * downloaded into a folder (`<runId>.jsonl.gz` beside `<runId>.manifest.json`)
+ * as above, then the day as a whole (docs/archive-format.md, "One row, one
+ * current content"): two archives' id ranges overlap only where the later one
+ * lists the earlier in `supersedes`, and it counts each id once, with its
+ * latest content. Memory: the ids of rows that supersede others.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -40,6 +47,8 @@ export interface ArchiveManifest {
   version: number;
   date: string;
   runId: string;
+  completedAt?: string;
+  supersedes?: { runId: string; rowidLo: number; rowidHi: number }[];
   partSize: number;
   rows: number;
   rawBytes: number;
@@ -157,12 +166,115 @@ export async function verifyArchive(file: string, manifest: ArchiveManifest): Pr
   return findings;
 }
 
+/** The ids of an archive's lines, in order, streamed. */
+async function* archiveIds(file: string): AsyncGenerator<number> {
+  let rest = "";
+  for await (const piece of createReadStream(file).pipe(createGunzip())) {
+    const parts = (rest + (piece as Buffer).toString("utf8")).split("\n");
+    rest = parts.pop() ?? "";
+    for (const line of parts) yield (JSON.parse(line) as { id: number }).id;
+  }
+}
+
+export interface DayArchive {
+  file: string;
+  manifest: ArchiveManifest;
+}
+
+/**
+ * A day's archives as one: each checked against its manifest, their id
+ * ranges overlapping only where the later lists the earlier in
+ * `supersedes`, and the day's rows counted once per id.
+ */
+export async function verifyDay(
+  archives: DayArchive[],
+): Promise<{ findings: Finding[]; rows: number; superseded: number; current: number }> {
+  const findings: Finding[] = [];
+  const add = (what: string, ok: boolean, detail: string) => findings.push({ what, ok, detail });
+  // Runs of a day never overlap in time: commit order is completedAt order.
+  const ordered = [...archives].sort((a, b) =>
+    (a.manifest.completedAt ?? "").localeCompare(b.manifest.completedAt ?? ""),
+  );
+  for (const { file, manifest } of ordered) {
+    for (const f of await verifyArchive(file, manifest)) {
+      add(`run ${manifest.runId}: ${f.what}`, f.ok, f.detail);
+    }
+  }
+  // Every overlap of two archives' ranges must be listed by the later one.
+  for (const [i, later] of ordered.entries()) {
+    for (const earlier of ordered.slice(0, i)) {
+      for (const a of later.manifest.chunks.filter((c) => c.rows > 0)) {
+        for (const b of earlier.manifest.chunks.filter((c) => c.rows > 0)) {
+          const lo = Math.max(a.rowidLo, b.rowidLo);
+          const hi = Math.min(a.rowidHi, b.rowidHi);
+          if (lo > hi) continue;
+          const listed = (later.manifest.supersedes ?? []).some(
+            (s) => s.runId === earlier.manifest.runId && s.rowidLo <= lo && s.rowidHi >= hi,
+          );
+          add(
+            `ranges of runs ${earlier.manifest.runId} and ${later.manifest.runId}`,
+            listed,
+            listed
+              ? `ids ${lo}..${hi}: the later supersedes the earlier`
+              : `ids ${lo}..${hi} overlap, not listed in supersedes`,
+          );
+        }
+      }
+    }
+  }
+  // Newest first: an id seen in a later archive's superseding range is an older content in the earlier ones.
+  const newer = new Map<string, Set<number>>(); // earlier runId -> ids later runs hold in ranges they supersede
+  let rows = 0;
+  let superseded = 0;
+  for (const { file, manifest } of [...ordered].reverse()) {
+    const skip = newer.get(manifest.runId) ?? new Set<number>();
+    const ranges = manifest.supersedes ?? [];
+    for await (const id of archiveIds(file)) {
+      rows++;
+      if (skip.has(id)) {
+        superseded++;
+        continue;
+      }
+      for (const s of ranges) {
+        if (id < s.rowidLo || id > s.rowidHi) continue;
+        const set = newer.get(s.runId) ?? new Set<number>();
+        set.add(id);
+        newer.set(s.runId, set);
+      }
+    }
+  }
+  return { findings, rows, superseded, current: rows - superseded };
+}
+
+async function verifyDayFolder(folder: string): Promise<number> {
+  const archives = readdirSync(folder)
+    .filter((f) => f.endsWith(".jsonl.gz"))
+    .map((f) => ({
+      file: join(folder, f),
+      manifest: JSON.parse(
+        readFileSync(join(folder, f.replace(/\.jsonl\.gz$/, ".manifest.json")), "utf8"),
+      ) as ArchiveManifest,
+    }));
+  if (archives.length === 0) throw new Error(`no <runId>.jsonl.gz in ${folder}`);
+  const dates = new Set(archives.map((a) => a.manifest.date));
+  if (dates.size > 1) throw new Error(`${folder} holds archives of several days: ${[...dates].join(", ")}`);
+  const { findings, rows, superseded, current } = await verifyDay(archives);
+  for (const f of findings) console.log(`  ${f.ok ? "ok  " : "DIFF"} ${f.what}: ${f.detail}`);
+  console.log(
+    `day ${[...dates][0]}: ${archives.length} archive(s), ${rows} rows, ${superseded} superseded by later runs, ${current} current rows (each id once)`,
+  );
+  const bad = findings.filter((f) => !f.ok).length;
+  console.log(bad === 0 ? "every archive matches its manifest" : `${bad} check(s) differ`);
+  return bad === 0 ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     args: cliArgs(),
-    options: { file: { type: "string" }, manifest: { type: "string" } },
+    options: { file: { type: "string" }, manifest: { type: "string" }, day: { type: "string" } },
     allowPositionals: true,
   });
+  if (values.day) return verifyDayFolder(values.day);
   let file = values.file;
   let manifestFile = values.manifest;
   let temp: string | null = null;
@@ -175,7 +287,9 @@ async function main(): Promise<number> {
     await fetchLocalObject(key, file);
     await fetchLocalObject(key.replace(/\.jsonl\.gz$/, ".manifest.json"), manifestFile);
   } else if (!file || !manifestFile || positionals.length > 0) {
-    throw new Error("usage: pnpm verify-archive -- <objectKey> | --file x.jsonl.gz --manifest x.manifest.json");
+    throw new Error(
+      "usage: pnpm verify-archive -- <objectKey> | --file x.jsonl.gz --manifest x.manifest.json | --day <folder>",
+    );
   }
   try {
     const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as ArchiveManifest;

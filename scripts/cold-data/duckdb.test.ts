@@ -5,6 +5,7 @@
  * DuckDB answering hits per path per day exactly as D1 did before cleanup,
  * each row once.
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,6 +102,22 @@ it("DuckDB reads several downloaded days and counts hits per path per day as D1 
   expect((await admin("POST", `/admin/trigger-archive?date=${changedDay}`)).status).toBe(202);
   const again = await until(changedDay, (s) => s.status === "archived" && s.runs.length === 2);
   await download(changedDay, again.runs[1] as Status["runs"][number]);
+
+  // verify-archive reads the twice-archived day the same way: each id once, ten of them superseded.
+  const day = spawnSync(
+    process.execPath,
+    [
+      "--no-warnings=ExperimentalWarning",
+      join(ROOT, "scripts", "verify-archive.ts"),
+      "--day",
+      join(folder, `event_date=${changedDay}`),
+    ],
+    { encoding: "utf8" },
+  );
+  expect(day.stdout).toContain(
+    `2 archive(s), ${ROWS_PER_DAY + 10} rows, 10 superseded by later runs, ${ROWS_PER_DAY} current rows (each id once)`,
+  );
+  expect(day.status).toBe(0);
 
   const duck = await DuckDBInstance.create(":memory:");
   const connection = await duck.connect();
