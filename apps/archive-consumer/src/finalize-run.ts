@@ -1,5 +1,6 @@
 import {
   ARCHIVE_TABLE,
+  batchesOf,
   type ChunkRow,
   type Config,
   errorMessage,
@@ -103,12 +104,10 @@ async function archiveAgain(env: Env, runId: string, token: string, now: Date, r
     .bind(runId)
     .first<RunRow>()) as RunRow;
   const chunks = ((reset?.results ?? []) as { chunk_index: number }[]).map((r) => r.chunk_index);
-  await env.ARCHIVE_QUEUE.sendBatch(
-    chunks.map((chunkIndex) => ({
-      body: { version: 1, runId, date: run.date, chunkIndex },
-      contentType: "json" as const,
-    })),
-  );
+  const messages = chunks.map((chunkIndex) => ({ version: 1 as const, runId, date: run.date, chunkIndex }));
+  for (const batch of batchesOf(messages)) {
+    await env.ARCHIVE_QUEUE.sendBatch(batch.map((body) => ({ body, contentType: "json" as const })));
+  }
   logEvent("archive.parts_overwritten", { runId, date: run.date, chunks, reason });
 }
 

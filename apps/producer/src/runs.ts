@@ -29,6 +29,13 @@ export class RunNotFailableError extends Error {
 export async function failRunByOperator(env: Env, runId: string, reason: string, now: Date): Promise<RunRow> {
   const run = await env.D1.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>();
   if (!run) throw new RunNotFailableError(404, "run_not_found", `no run ${runId}`);
+  if (run.status !== "archiving") {
+    throw new RunNotFailableError(
+      409,
+      "run_not_archiving",
+      `run ${runId} is ${run.status}; only a run that is archiving can be failed`,
+    );
+  }
   // A run whose manifest is in R2 is committed, whatever D1 says: its finalizer completes it.
   if (await env.R2_ARCHIVE.head(run.manifest_key)) {
     throw new RunNotFailableError(

@@ -420,7 +420,8 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     expect(await env.R2_ARCHIVE.head(handedBack?.manifest_key ?? "")).not.toBeNull();
 
     // No operator can fail it, and health does not advise it.
-    await expect(failRunByOperator(env, runId, "looks stuck", NOW)).rejects.toMatchObject({ code: "run_committed" });
+    await expect(failRunByOperator(env, runId, "looks stuck", NOW)).rejects.toMatchObject({ status: 409 });
+    expect((await runsOf(date))[0]?.status).toBe("finalizing");
     const later = new Date(Date.now() + 3600_000);
     const stalled = (await evaluateHealth(env, later)).problems.find((p) => p.runId === runId);
     expect(stalled?.code).toBe("run_stalled");
