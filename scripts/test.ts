@@ -1,6 +1,7 @@
 /**
  * `pnpm test`: the shared package's unit tests, the Workers tests one file
- * per vitest process, the scripts' own tests, the operator page in a real
+ * per vitest process (the dead-letter ones a second time with staging's
+ * queue names), the scripts' own tests, the operator page in a real
  * browser, then the restart check, stopping at the first failure.
  *
  * Why one file per process, under a watchdog: in about one run in four here
@@ -19,6 +20,8 @@ import { join } from "node:path";
 import { ROOT } from "./lib.ts";
 
 const STALL_MINUTES = 3;
+/** Workers test files whose dead letters travel real queues: run a second time with staging's queue names. */
+const STAGING_FILES = ["admin.test.ts", "edges.test.ts"];
 const MAX_STALLS = 2;
 const EXIT_GRACE_MS = 30_000;
 
@@ -74,9 +77,19 @@ function run(
 }
 
 /** A watched run, run again after a stall, at most MAX_STALLS times. */
-async function watched(what: string, command: string, args: string[], cwd: string): Promise<number> {
+async function watched(
+  what: string,
+  command: string,
+  args: string[],
+  cwd: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<number> {
   for (let stalls = 0; ; stalls++) {
-    const outcome = await run(command, args, { cwd, watch: true, env: { ...process.env, NO_COLOR: "1" } });
+    const outcome = await run(command, args, {
+      cwd,
+      watch: true,
+      env: { ...process.env, NO_COLOR: "1", ...extraEnv },
+    });
     if (outcome !== "stalled") return outcome;
     if (stalls === MAX_STALLS) {
       console.error(`*** ${what} stalled ${stalls + 1} times; failing ***`);
@@ -97,6 +110,13 @@ async function main(): Promise<number> {
     .sort();
   for (const file of files) {
     const code = await watched(`test/${file}`, "vitest", ["run", `test/${file}`], producer);
+    if (code !== 0) return code;
+  }
+  // The dead-letter tests again with staging's queue names (test/wrangler.jsonc, env.staging).
+  for (const file of STAGING_FILES) {
+    const code = await watched(`test/${file} (staging names)`, "vitest", ["run", `test/${file}`], producer, {
+      TEST_ENV: "staging",
+    });
     if (code !== 0) return code;
   }
   const scripts = await run("vitest", ["run", "--config", "scripts/vitest.config.ts"]);

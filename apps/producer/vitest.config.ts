@@ -7,7 +7,8 @@ export default defineConfig(async () => {
   return {
     plugins: [
       cloudflareTest({
-        wrangler: { configPath: "./test/wrangler.jsonc" },
+        // TEST_ENV=staging: the same tests with staging's queue names (test/wrangler.jsonc, env.staging).
+        wrangler: { configPath: "./test/wrangler.jsonc", environment: process.env.TEST_ENV || undefined },
         miniflare: {
           bindings: {
             TEST_MIGRATIONS: migrations,

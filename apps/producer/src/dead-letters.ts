@@ -1,10 +1,19 @@
 import { batchesOf, errorMessage, logEvent } from "@path-stats/shared";
 
-/** Each dead-letter queue and the queue its messages were meant for. */
-export const ORIGINAL_QUEUE: Record<string, "archive-chunks" | "cleanup-ranges"> = {
-  "archive-chunks-dlq": "archive-chunks",
-  "cleanup-ranges-dlq": "cleanup-ranges",
-};
+/**
+ * The queue a dead-letter queue's messages were meant for, by the names the
+ * environment's config gives its dead-letter queues (vars ARCHIVE_DLQ_NAME,
+ * CLEANUP_DLQ_NAME: each environment names its queues its own way, staging
+ * with a suffix), or null for a queue that is neither.
+ */
+export function originalQueueOf(
+  env: { ARCHIVE_DLQ_NAME?: string; CLEANUP_DLQ_NAME?: string },
+  deadLetterQueue: string,
+): "archive-chunks" | "cleanup-ranges" | null {
+  if (deadLetterQueue === (env.ARCHIVE_DLQ_NAME || "archive-chunks-dlq")) return "archive-chunks";
+  if (deadLetterQueue === (env.CLEANUP_DLQ_NAME || "cleanup-ranges-dlq")) return "cleanup-ranges";
+  return null;
+}
 
 interface LetterBody {
   runId?: unknown;
@@ -18,8 +27,12 @@ interface LetterBody {
  * can be listed and replayed. Recording a letter twice keeps one row.
  */
 export async function recordDeadLetters(batch: MessageBatch, env: Env, now: Date): Promise<void> {
-  const queue = ORIGINAL_QUEUE[batch.queue];
-  if (!queue) throw new Error(`not a dead-letter queue: ${batch.queue}`);
+  const queue = originalQueueOf(env, batch.queue);
+  if (!queue) {
+    throw new Error(
+      `not a dead-letter queue of this environment: ${batch.queue} (ARCHIVE_DLQ_NAME and CLEANUP_DLQ_NAME name them)`,
+    );
+  }
   for (const message of batch.messages) {
     try {
       await recordDeadLetter(env.D1, queue, message, now);

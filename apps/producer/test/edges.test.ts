@@ -312,7 +312,7 @@ describe("leases renewed while working", () => {
 describe("dead letters", () => {
   it("a letter that cannot be recorded is retried, never acked unrecorded", async () => {
     const body = { version: 1, runId: "someRun", date: "2026-09-11", chunkIndex: 0 };
-    const batch = createMessageBatch("archive-chunks-dlq", [{ id: "dlq-1", timestamp: new Date(), attempts: 1, body }]);
+    const batch = createMessageBatch(env.ARCHIVE_DLQ_NAME, [{ id: "dlq-1", timestamp: new Date(), attempts: 1, body }]);
     const ctx = createExecutionContext();
     const down = { ...env, D1: faultyD1([{ match: /^INSERT INTO dead_letters/, times: 1 }]) };
     await worker.queue(batch, down);

@@ -14,16 +14,12 @@ export default {
   fetch: producer.fetch,
   scheduled: producer.scheduled,
   async queue(batch, env) {
-    switch (batch.queue) {
-      case "archive-chunks":
-        return archiveConsumer.queue(batch, consumerFaults.archive ? consumerFaults.archive(env) : env);
-      case "cleanup-ranges":
-        return cleanupConsumer.queue(batch, env);
-      case "archive-chunks-dlq":
-      case "cleanup-ranges-dlq":
-        return producer.queue(batch, env);
-      default:
-        throw new Error(`no consumer for queue ${batch.queue}`);
+    // By the names the config in use gives the queues (the default one, or staging's).
+    if (batch.queue === env.ARCHIVE_DLQ_NAME || batch.queue === env.CLEANUP_DLQ_NAME) return producer.queue(batch, env);
+    if (batch.queue.startsWith("archive-chunks")) {
+      return archiveConsumer.queue(batch, consumerFaults.archive ? consumerFaults.archive(env) : env);
     }
+    if (batch.queue.startsWith("cleanup-ranges")) return cleanupConsumer.queue(batch, env);
+    throw new Error(`no consumer for queue ${batch.queue}`);
   },
 } satisfies ExportedHandler<Env>;

@@ -1,0 +1,58 @@
+/**
+ * Every environment's configuration, read as wrangler reads it: the three
+ * Workers of one environment name the same queues, each consumer's dead
+ * letters go to a queue the producer consumes and records (by the names its
+ * ARCHIVE_DLQ_NAME and CLEANUP_DLQ_NAME vars give), and no environment
+ * borrows another's queues.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { unstable_readConfig } from "wrangler";
+import { ROOT } from "./lib.ts";
+
+const ENVIRONMENTS = [undefined, "staging", "production"] as const;
+
+function read(app: string, env: string | undefined) {
+  const config = unstable_readConfig({ config: join(ROOT, "apps", app, "wrangler.jsonc"), env });
+  const producers = Object.fromEntries(
+    (config.queues.producers ?? []).map((p: { binding: string; queue: string }) => [p.binding, p.queue]),
+  );
+  const consumers = config.queues.consumers ?? [];
+  return { producers, consumers, vars: config.vars as Record<string, string> };
+}
+
+describe.each(ENVIRONMENTS)("environment %s", (env) => {
+  const producer = read("producer", env);
+  const archive = read("archive-consumer", env);
+  const cleanup = read("cleanup-consumer", env);
+  const archiveQueue = archive.consumers[0];
+  const cleanupQueue = cleanup.consumers[0];
+
+  it("sends to the queues its consumers consume", () => {
+    expect(archive.consumers).toHaveLength(1);
+    expect(cleanup.consumers).toHaveLength(1);
+    expect(producer.producers.ARCHIVE_QUEUE).toBe(archiveQueue?.queue);
+    expect(producer.producers.CLEANUP_QUEUE).toBe(cleanupQueue?.queue);
+    // The archive consumer sends chunks again (a part overwritten by a late writer) to its own queue.
+    expect(archive.producers.ARCHIVE_QUEUE).toBe(archiveQueue?.queue);
+  });
+
+  it("records the dead letters of both consumers: the producer consumes their queues under the names it maps", () => {
+    const consumed = producer.consumers.map((c: { queue: string }) => c.queue).sort();
+    expect(consumed).toEqual([producer.vars.ARCHIVE_DLQ_NAME, producer.vars.CLEANUP_DLQ_NAME].sort());
+    expect(archiveQueue?.dead_letter_queue).toBe(producer.vars.ARCHIVE_DLQ_NAME);
+    expect(cleanupQueue?.dead_letter_queue).toBe(producer.vars.CLEANUP_DLQ_NAME);
+    expect(archive.producers.ARCHIVE_DLQ).toBe(producer.vars.ARCHIVE_DLQ_NAME);
+    expect(cleanup.producers.CLEANUP_DLQ).toBe(producer.vars.CLEANUP_DLQ_NAME);
+  });
+
+  it("uses queues of its own: staging's are not production's", () => {
+    const names = [
+      archiveQueue?.queue,
+      cleanupQueue?.queue,
+      producer.vars.ARCHIVE_DLQ_NAME,
+      producer.vars.CLEANUP_DLQ_NAME,
+    ];
+    for (const name of names) expect(name?.endsWith("-staging")).toBe(env === "staging");
+  });
+});
