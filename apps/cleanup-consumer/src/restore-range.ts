@@ -190,8 +190,10 @@ async function newerContent(
       chunkIndex: newer.chunk_index,
     });
     const verified = await verifyRange(env, newerRun, newer);
-    if (typeof verified === "string")
+    if (typeof verified === "string") {
+      await Promise.all(cursors.map((c) => c.close().catch(() => {})));
       return `the later archive of run ${newer.run_id}, which supersedes rows of this range, fails its check: ${verified}`;
+    }
     const ids = (async function* () {
       for await (const { text } of chunkWindows(env.R2_ARCHIVE, verified.manifest, newer.chunk_index, {
         maxLines: config.DELETE_BATCH_ROWS,
