@@ -29,6 +29,13 @@ export type PlanOutcome =
   | { outcome: "up_to_date"; run: RunRow | null; message: string }
   | { outcome: "empty"; run: null; message: string };
 
+/**
+ * A range `c` of run `r` holds rows that an archive has, or is bringing back,
+ * so no new run may cover it: its run is not failed, and its cleanup has not
+ * finished or it is being restored.
+ */
+const HOLDS_ARCHIVED_ROWS = "r.status <> 'failed' AND (c.cleanup_state <> 'cleaned' OR c.restore_state = 'pending')";
+
 /** A day that cannot be archived exactly as it is: planning refuses it, creating nothing. */
 export class UnarchivableDayError extends Error {
   override name = "UnarchivableDayError";
@@ -134,7 +141,7 @@ export async function planArchive(
            SELECT ?1, ?2, 'archiving', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
            WHERE NOT EXISTS (
              SELECT 1 FROM json_each(?14) p, archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-             WHERE r.date = ?2 AND r.status <> 'failed' AND (c.cleanup_state <> 'cleaned' OR c.restore_state = 'pending')
+             WHERE r.date = ?2 AND ${HOLDS_ARCHIVED_ROWS}
                AND c.rowid_lo <= p.value ->> '$[1]' AND c.rowid_hi >= p.value ->> '$[0]')`,
         )
         .bind(
@@ -241,7 +248,7 @@ async function unarchivedIntervals(db: D1Database, date: string): Promise<{ lo: 
   const { results: held } = await db
     .prepare(
       `SELECT c.rowid_lo AS lo, c.rowid_hi AS hi FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-       WHERE r.date = ?1 AND r.status <> 'failed' AND (c.cleanup_state <> 'cleaned' OR c.restore_state = 'pending')
+       WHERE r.date = ?1 AND ${HOLDS_ARCHIVED_ROWS}
        ORDER BY c.rowid_lo`,
     )
     .bind(date)

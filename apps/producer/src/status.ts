@@ -159,10 +159,7 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
   const archivedRuns = runViews.filter((r) => r.status === "archived");
   return {
     date,
-    status:
-      refusal && !runViews.some((r) => r.status === "archiving" || r.status === "finalizing")
-        ? ("refused" as const)
-        : dayState(runViews, meta?.d1_cleaned === 1),
+    status: dayState(runViews, meta?.d1_cleaned === 1, refusal !== null),
     /** Why planning last refused to archive the day (the row id it could not read exactly), or null. */
     refusal: refusal ? { reason: refusal.reason, refusedAt: refusal.refused_at } : null,
     /** The day's rows in D1, counted live; null unless asked for with ?count=live. */
@@ -179,12 +176,15 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
   };
 }
 
+/** A day's state from its runs, its cleaned flag, and whether planning last refused it (archive_refusals). */
 export function dayState(
   runs: { status: RunRow["status"]; chunks: { cleanupPending: number; cleanupFailed: number } }[],
   d1Cleaned: boolean,
+  refused = false,
 ): DayState {
-  if (runs.length === 0) return "none";
   if (runs.some((r) => r.status === "archiving" || r.status === "finalizing")) return "archiving";
+  if (refused) return "refused";
+  if (runs.length === 0) return "none";
   if (runs.at(-1)?.status === "failed" || runs.some((r) => r.chunks.cleanupFailed > 0)) return "failed";
   if (d1Cleaned) return "cleaned";
   if (runs.some((r) => r.chunks.cleanupPending > 0)) return "cleaning";

@@ -11,6 +11,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { replayDeadLetters } from "../src/dead-letters.ts";
 import { evaluateHealth } from "../src/monitoring/health.ts";
+import { overview } from "../src/monitoring/overview.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
 import { dayStatus } from "../src/status.ts";
@@ -480,6 +481,9 @@ describe("values JSON cannot carry exactly", () => {
     const status = await dayStatus(env.D1, date);
     expect(status.status).toBe("refused");
     expect(status.refusal?.reason).toMatch(/id beyond ±2\^53 \(about 9007199254740992\)/);
+    // The operator page's day list says the same.
+    const listed = (await overview(env.D1, NOW, 60)).days.find((d) => d.date === date);
+    expect(listed).toMatchObject({ state: "refused", lastError: status.refusal?.reason });
     const problem = (await evaluateHealth(env, NOW)).problems.find((p) => p.code === "day_refused");
     expect(problem).toMatchObject({ date, key: `day_refused:${date}` });
     expect(problem?.message).toMatch(/9007199254740992/);

@@ -1,3 +1,4 @@
+import { archivedLineId } from "./archive-reader.ts";
 import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
 
@@ -192,7 +193,7 @@ function idsOfLinesWithReplacement(text: string): number[] {
     const start = text.lastIndexOf("\n", at) + 1;
     const end = text.indexOf("\n", at);
     const line = text.slice(start, end === -1 ? text.length : end);
-    ids.push((JSON.parse(line) as { id: number }).id);
+    ids.push(archivedLineId(line));
     if (end === -1) break;
     at = text.indexOf(REPLACEMENT, end);
   }

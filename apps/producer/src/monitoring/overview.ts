@@ -43,7 +43,7 @@ export interface DayOverview {
 export async function overview(db: D1Database, now: Date, days: number) {
   const today = utcDate(now);
   const first = addDays(today, -days);
-  const [runsResult, metaResult] = await db.batch([
+  const [runsResult, metaResult, refusalsResult] = await db.batch([
     db
       .prepare(
         `SELECT r.run_id, r.date, r.status, r.archived_rows, r.object_bytes, r.part_count, r.rowid_hi, r.archived_at,
@@ -60,7 +60,11 @@ export async function overview(db: D1Database, now: Date, days: number) {
     db
       .prepare("SELECT date, d1_cleaned, cleaned_at FROM archive_metadata WHERE date >= ?1 AND date < ?2")
       .bind(first, today),
+    db.prepare("SELECT date, reason FROM archive_refusals WHERE date >= ?1 AND date < ?2").bind(first, today),
   ]);
+  const refusals = new Map(
+    ((refusalsResult?.results ?? []) as { date: string; reason: string }[]).map((r) => [r.date, r.reason]),
+  );
   const runs = (runsResult?.results ?? []) as RunSummary[];
   const meta = new Map(
     ((metaResult?.results ?? []) as { date: string; d1_cleaned: number; cleaned_at: string | null }[]).map((m) => [
@@ -71,7 +75,11 @@ export async function overview(db: D1Database, now: Date, days: number) {
   const stillInD1 = await closedDaysInD1(db, today);
   const newestId = new Map(stillInD1.days.filter((d) => d.date >= first).map((d) => [d.date, d.newestId]));
   const inD1 = [...newestId.keys()];
-  const d1RowsRead = (runsResult?.meta.rows_read ?? 0) + (metaResult?.meta.rows_read ?? 0) + stillInD1.rowsRead;
+  const d1RowsRead =
+    (runsResult?.meta.rows_read ?? 0) +
+    (metaResult?.meta.rows_read ?? 0) +
+    (refusalsResult?.meta.rows_read ?? 0) +
+    stillInD1.rowsRead;
 
   const byDate = new Map<string, RunSummary[]>();
   for (const run of runs) byDate.set(run.date, [...(byDate.get(run.date) ?? []), run]);
@@ -88,6 +96,7 @@ export async function overview(db: D1Database, now: Date, days: number) {
           chunks: { cleanupPending: r.ranges_pending, cleanupFailed: r.ranges_failed },
         })),
         meta.get(date)?.d1_cleaned === 1,
+        refusals.has(date),
       ),
       unarchivedRowsInD1: (newestId.get(date) ?? 0) > archivedUpTo,
       rows: archived.reduce((sum, r) => sum + (r.archived_rows ?? 0), 0),
@@ -96,7 +105,8 @@ export async function overview(db: D1Database, now: Date, days: number) {
       runs: dayRuns.length,
       archivedAt: archived.at(-1)?.archived_at ?? null,
       cleanedAt: meta.get(date)?.cleaned_at ?? null,
-      lastError: dayRuns.map((r) => r.cleanup_error ?? r.error).findLast((e) => e !== null) ?? null,
+      lastError:
+        refusals.get(date) ?? dayRuns.map((r) => r.cleanup_error ?? r.error).findLast((e) => e !== null) ?? null,
     };
   });
 

@@ -84,7 +84,10 @@ export function OverviewFragment({ data }: { data: Overview }) {
       ) : (
         <ol class="days">
           {data.days.map((d) => {
-            const state = d.unarchivedRowsInD1 && d.state !== "none" && d.state !== "archiving" ? "late" : d.state;
+            const state =
+              d.unarchivedRowsInD1 && d.state !== "none" && d.state !== "archiving" && d.state !== "refused"
+                ? "late"
+                : d.state;
             return (
               <li>
                 <button type="button" class={`day state-${state}`} data-day={d.date}>
