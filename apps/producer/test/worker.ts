@@ -1,6 +1,7 @@
 import archiveConsumer from "@path-stats/archive-consumer";
 import cleanupConsumer from "@path-stats/cleanup-consumer";
 import producer from "../src/index.ts";
+import { nativeOf, QueryBudget, strictD1 } from "./strict-d1/strict-d1.ts";
 
 /**
  * Faults a test puts on the consumers' bindings while messages travel through
@@ -9,11 +10,17 @@ import producer from "../src/index.ts";
  */
 export const consumerFaults: { archive?: (env: Env) => Env } = {};
 
+/** The env of one invocation: D1 with production's limits, its queries counted against this invocation's budget. */
+export function invocationEnv(env: Env): Env {
+  return { ...env, D1: strictD1(nativeOf(env.D1), new QueryBudget()) };
+}
+
 /** Routes each queue's batches to the Worker that consumes that queue in production. */
 export default {
-  fetch: producer.fetch,
-  scheduled: producer.scheduled,
-  async queue(batch, env) {
+  fetch: (request, env, ctx) => producer.fetch(request, invocationEnv(env), ctx),
+  scheduled: (controller, env, ctx) => producer.scheduled(controller, invocationEnv(env), ctx),
+  async queue(batch, invoked) {
+    const env = invocationEnv(invoked);
     // By the names the config in use gives the queues (the default one, or staging's).
     if (batch.queue === env.ARCHIVE_DLQ_NAME || batch.queue === env.CLEANUP_DLQ_NAME) return producer.queue(batch, env);
     if (batch.queue.startsWith("archive-chunks")) {
