@@ -35,6 +35,8 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
     expect(producer.producers.CLEANUP_QUEUE).toBe(cleanupQueue?.queue);
     // The archive consumer sends chunks again (a part overwritten by a late writer) to its own queue.
     expect(archive.producers.ARCHIVE_QUEUE).toBe(archiveQueue?.queue);
+    // The cleanup consumer goes on with a range too big for one invocation in a message to its own queue.
+    expect(cleanup.producers.CLEANUP_QUEUE).toBe(cleanupQueue?.queue);
   });
 
   it("records the dead letters of both consumers: the producer consumes their queues under the names it maps", () => {

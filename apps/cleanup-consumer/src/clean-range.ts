@@ -14,10 +14,21 @@ import {
 } from "@path-stats/shared";
 import { exactMatchFor, loadRange, MAX_BATCH_BYTES, verifyRange } from "./verify-range.ts";
 
-export type RangeOutcome = "cleaned" | "already_cleaned" | "refused";
+export type RangeOutcome = "cleaned" | "already_cleaned" | "refused" | "continued";
 
 /** Passes over a range that rows kept entering before its message is retried instead. */
 const MAX_PASSES = 3;
+
+/**
+ * D1 queries of a range besides its windows' deletes (loading, the read-back
+ * check, the epoch, the count of what is left, marking it cleaned, closing
+ * the run and the day), with room to spare: a window's deletes start only
+ * while this many queries of the invocation are left.
+ */
+const QUERIES_BESIDES_WINDOWS = 25;
+
+/** Windows in a row matched row by row after which a pass stops trying the one-statement delete first. */
+const ROW_BY_ROW_AFTER = 2;
 
 /**
  * Deletes from D1 the rows of one range that its committed archive holds.
@@ -37,6 +48,12 @@ const MAX_PASSES = 3;
  * counted in each DELETE's own transaction, so a retry after a crash
  * continues without counting a row twice, and a replay, however late,
  * deletes nothing the archive does not hold.
+ *
+ * An invocation makes at most D1_QUERIES_PER_INVOCATION queries (D1's
+ * limit). A range whose windows need more is done in several: when the
+ * budget is spent, the consumer sends the range again with `resume` (the
+ * pass, its epoch, the last id done) and the next invocation goes on from
+ * there.
  */
 export async function cleanRange(
   env: Env,
@@ -72,6 +89,7 @@ export async function cleanRange(
     return "refused";
   }
   const { manifest, etag } = verified;
+  let queriesLeft = config.D1_QUERIES_PER_INVOCATION - QUERIES_BESIDES_WINDOWS;
   const match = await exactMatchFor(db, run, manifest);
   if (typeof match === "string") {
     await refuse(env, run, chunk, now, match);
@@ -98,6 +116,7 @@ export async function cleanRange(
   let windowsMatchedByRow = 0;
   /** One transaction: the DELETE and its count. */
   const deleteAndCount = async (statement: D1PreparedStatement): Promise<number> => {
+    queriesLeft--;
     const [deleted, counted] = await db.batch([statement, countProgress.bind(run.run_id, chunk.chunk_index)]);
     rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
     return deleted?.meta.changes ?? 0;
@@ -109,8 +128,13 @@ export async function cleanRange(
       throw error;
     });
 
-  /** One pass over the archived member: every row of the range that the archive holds leaves D1. */
-  const deletePass = async (): Promise<void> => {
+  /**
+   * One pass over the archived member, from the first window past id
+   * `after`: every row of the range that the archive holds leaves D1. Stops
+   * before a window whose deletes the invocation's queries cannot pay for,
+   * and returns the last id done; null when the pass is complete.
+   */
+  const deletePass = async (after: number): Promise<number | null> => {
     const passStarted = Date.now();
     let passDeleteMs = 0;
     const windows = chunkWindows(env.R2_ARCHIVE, manifest, chunk.chunk_index, {
@@ -119,22 +143,32 @@ export async function cleanRange(
       etag,
     });
     try {
+      // A table whose rows SQLite cannot write exactly (REALs) has every window matched row by row.
+      let byRowInARow = 0;
+      let done = after;
       // The next window is read and decompressed while D1 deletes this one.
       let next = windows.next();
       for (let window = await next; !window.done; window = await next) {
         next = windows.next();
         next.catch(() => {}); // awaited on the next turn; a failure must not go unhandled meanwhile
         const { text, lines } = window.value;
+        const last = archivedLineId(text.slice(text.lastIndexOf("\n") + 1));
+        if (last <= after) continue; // done by an earlier invocation of this pass
+        if (queriesLeft < 2) return done;
         const statementStarted = Date.now();
         const firstEnd = text.indexOf("\n");
         const first = archivedLineId(firstEnd === -1 ? text : text.slice(0, firstEnd));
-        const last = archivedLineId(text.slice(text.lastIndexOf("\n") + 1));
-        if ((await deleteTogether(text, first, last)) !== lines) {
+        if (byRowInARow >= ROW_BY_ROW_AFTER || (await deleteTogether(text, first, last)) !== lines) {
           windowsMatchedByRow++;
+          byRowInARow++;
           await deleteAndCount(deleteArchived.bind(exactRowsJson(text), run.date, chunk.rowid_lo, chunk.rowid_hi));
+        } else {
+          byRowInARow = 0;
         }
+        done = last;
         passDeleteMs += Date.now() - statementStarted;
       }
+      return null;
     } finally {
       // Stopped early (a failed statement): stop reading the member too.
       await windows.return(undefined).catch(() => {});
@@ -149,10 +183,26 @@ export async function cleanRange(
   // pass that no such row followed, so no identical row is left for a later run to archive again.
   let done: Pick<ChunkRow, "rows_deleted" | "delete_statements" | "cleanup_ms" | "cleanup_rows_written"> | null = null;
   let rowsLeft = 0;
-  for (let pass = 1; ; pass++) {
-    const epoch = (await epochOf.bind(run.run_id, chunk.chunk_index).first<{ cleanup_epoch: number }>())?.cleanup_epoch;
+  for (let pass = message.resume?.pass ?? 1; ; pass++) {
+    const resumed = pass === message.resume?.pass ? message.resume : undefined;
+    const epoch =
+      resumed?.epoch ??
+      (await epochOf.bind(run.run_id, chunk.chunk_index).first<{ cleanup_epoch: number }>())?.cleanup_epoch ??
+      0;
     try {
-      await deletePass();
+      const stoppedAfter = await deletePass(resumed?.afterId ?? chunk.rowid_lo - 1);
+      if (stoppedAfter !== null) {
+        // This invocation's D1 queries are spent: the next one goes on from here.
+        await env.CLEANUP_QUEUE.send({ ...message, resume: { pass, epoch, afterId: stoppedAfter } });
+        await db
+          .prepare(
+            "UPDATE archive_chunks SET cleanup_ms = cleanup_ms + ?1, cleanup_rows_written = cleanup_rows_written + ?2 WHERE run_id = ?3 AND chunk_index = ?4",
+          )
+          .bind(Date.now() - started, rowsWritten, run.run_id, chunk.chunk_index)
+          .run();
+        logEvent("cleanup.range_continued", { ...where, pass, afterId: stoppedAfter, windowsMatchedByRow });
+        return "continued";
+      }
     } catch (error) {
       // The object changed or vanished between the check and the deletes: what was deleted matched it.
       if (error instanceof ArchiveReadError) {

@@ -317,6 +317,38 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     expect((await archivedRows(date)).length).toBe(120);
   });
 
+  it("a range too big for one invocation's D1 queries is cleaned in several; a row re-entering between them is deleted too", async () => {
+    const date = "2026-11-06";
+    await insertEvents(Array.from({ length: 3000 }, (_, i) => event(date, i)));
+    const run = await archive(date);
+    const rows = await d1Rows(date);
+    const first = rows[0] as Record<string, unknown> & { id: number };
+    // D1's 50 queries per invocation (Workers Free), windows of 50 rows: 60 windows per pass.
+    const queue = capturingQueue();
+    const testEnv = { ...env, D1_QUERIES_PER_INVOCATION: "50", CLEANUP_QUEUE: queue };
+    await planCleanup(testEnv, date, NOW);
+    expect(queue.sent).toHaveLength(1);
+    let deliveries = 0;
+    for (let message = queue.sent.shift(); message; message = queue.sent.shift()) {
+      expect(await deliverCleanup(message, testEnv)).toBe("ack");
+      // Between the first two invocations, a writer that assigns ids puts back a row already deleted.
+      if (++deliveries === 1) {
+        expect(await d1Rows(date, first.id, first.id)).toEqual([]);
+        const { id, ...content } = first;
+        await insertEventWithId(id, content as Parameters<typeof insertEventWithId>[1]);
+      }
+    }
+    // Two invocations for the first pass, and at least one more pass for the row that came back.
+    expect(deliveries).toBeGreaterThanOrEqual(3);
+    expect(await d1Rows(date)).toEqual([]);
+    expect((await chunksOf(run.run_id))[0]).toMatchObject({
+      cleanup_state: "cleaned",
+      rows_left: 0,
+      rows_deleted: 3001,
+    });
+    expect(await cleanedFlag(date)).toBe(1);
+  });
+
   it("a row entering or changing inside a cleaned range makes it not cleaned; the next cleanup deletes it if identical", async () => {
     const date = "2026-11-06";
     await insertEvents(Array.from({ length: 60 }, (_, i) => event(date, i)));

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { handleArchiveBatch } from "@path-stats/archive-consumer";
 import { handleCleanupBatch } from "@path-stats/cleanup-consumer";
 import type { ArchiveChunkMessage } from "@path-stats/shared";
+import { invocationEnv } from "./worker.ts";
 
 /** A queue binding that keeps what is sent, so a test decides when (and how often) each message arrives. */
 export function capturingQueue(): Queue & { sent: ArchiveChunkMessage[] } {
@@ -41,7 +42,7 @@ async function deliverTo(
   const id = `test-${++deliveries}`;
   const batch = createMessageBatch(queue, [{ id, timestamp: new Date(), attempts, body }]);
   const ctx = createExecutionContext();
-  await consumers[queue](batch, testEnv);
+  await consumers[queue](batch, invocationEnv(testEnv));
   const result = await getQueueResult(batch, ctx);
   if (result.explicitAcks.includes(id)) return "ack";
   if (result.retryMessages.some((m: { msgId: string }) => m.msgId === id)) return "retry";

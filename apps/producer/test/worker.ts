@@ -1,7 +1,7 @@
 import archiveConsumer from "@path-stats/archive-consumer";
 import cleanupConsumer from "@path-stats/cleanup-consumer";
 import producer from "../src/index.ts";
-import { nativeOf, QueryBudget, strictD1 } from "./strict-d1/strict-d1.ts";
+import { QueryBudget, strictD1 } from "./strict-d1/strict-d1.ts";
 
 /**
  * Faults a test puts on the consumers' bindings while messages travel through
@@ -12,13 +12,13 @@ export const consumerFaults: { archive?: (env: Env) => Env } = {};
 
 /** The env of one invocation: D1 with production's limits, its queries counted against this invocation's budget. */
 export function invocationEnv(env: Env): Env {
-  return { ...env, D1: strictD1(nativeOf(env.D1), new QueryBudget()) };
+  return { ...env, D1: strictD1(env.D1, new QueryBudget()) };
 }
 
 /** Routes each queue's batches to the Worker that consumes that queue in production. */
 export default {
-  fetch: (request, env, ctx) => producer.fetch(request, invocationEnv(env), ctx),
-  scheduled: (controller, env, ctx) => producer.scheduled(controller, invocationEnv(env), ctx),
+  fetch: (request: Request, env: Env, ctx?: ExecutionContext) => producer.fetch(request, invocationEnv(env), ctx),
+  scheduled: (controller: ScheduledController, env: Env) => producer.scheduled(controller, invocationEnv(env)),
   async queue(batch, invoked) {
     const env = invocationEnv(invoked);
     // By the names the config in use gives the queues (the default one, or staging's).

@@ -53,6 +53,12 @@ const ConfigVars = z.object({
    * 30 s statement limit. Tests use 1 s to outlive a dead consumer quickly.
    */
   LEASE_SECONDS: intVar(60, 1, 3600),
+  /**
+   * D1 queries one Worker invocation may make (ARCHITECTURE §3a): 1000 on
+   * Workers Paid, 50 on Free. A cleanup range that needs more goes on in a
+   * message of its own.
+   */
+  D1_QUERIES_PER_INVOCATION: intVar(1000, 50, 100_000),
   /** Rows one DELETE statement removes: small enough to stay far inside D1's 30 s statement limit. */
   DELETE_BATCH_ROWS: intVar(5000, 1, 50_000),
   /** First retry delay of a failed message; each further attempt doubles it, up to 5 minutes. */

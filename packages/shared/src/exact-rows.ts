@@ -1,5 +1,6 @@
 import { jsonLineSql, quoteIdentifier } from "./jsonl.ts";
 import { ARCHIVE_TABLE } from "./keys.ts";
+import { balanced } from "./wide-sql.ts";
 
 /**
  * The rule every delete and restore follows: a row may leave D1 only if
@@ -162,18 +163,25 @@ export function exactMatch(table: readonly TableColumn[], archived: readonly str
     return `CASE json_type(j.value, ${path(name)}) WHEN 'array' THEN typeof(${t(name)}) = 'real' AND ${t(name)} = ${exactReal(name)}
       ELSE ${t(name)} IS ${archivedValue}${sameType} END`;
   };
-  const rowIsArchived = [...archived.map(matchColumn), ...extra.map((c) => atRestoredValue(c, t))].join(" AND ");
+  // Balanced: a chain of 100 columns' terms would be deeper than D1's 100 levels.
+  const rowIsArchived = balanced(
+    [...archived.map(matchColumn), ...extra.map((c) => atRestoredValue(c, t))],
+    "AND",
+    "1",
+  );
 
   const notWrittenExactly = [
-    ...archived
-      .filter((name) => byName.get(name)?.affinity !== "TEXT")
-      .map((c) => `${plain(c)} > 9007199254740991 OR ${plain(c)} < -9007199254740991 OR typeof(${plain(c)}) = 'real'`),
+    ...archived.flatMap((c) =>
+      byName.get(c)?.affinity === "TEXT"
+        ? [`typeof(${plain(c)}) = 'blob'`]
+        : [`${plain(c)} > 9007199254740991`, `${plain(c)} < -9007199254740991`, `typeof(${plain(c)}) = 'real'`],
+    ),
     ...extra.map((c) => `NOT (${atRestoredValue(c, plain)})`),
   ];
   const tableSql = quoteIdentifier(ARCHIVE_TABLE);
   const deleteIfSameLines = `WITH same AS MATERIALIZED (
       SELECT count(*) = count(line) AND group_concat(line, char(10)) = ?1 AS yes FROM (
-        SELECT CASE WHEN ${notWrittenExactly.join(" OR ") || "0"} THEN NULL ELSE ${jsonLineSql(archived)} END AS line
+        SELECT CASE WHEN ${balanced(notWrittenExactly, "OR", "0")} THEN NULL ELSE ${jsonLineSql(archived)} END AS line
         FROM ${tableSql} WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 ORDER BY id))
     DELETE FROM ${tableSql} WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 AND (SELECT yes FROM same)`;
   // CROSS JOIN keeps the archived rows as the outer loop, one primary-key lookup each: left to itself,

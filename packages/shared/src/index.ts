@@ -16,3 +16,4 @@ export * from "./range-pages.ts";
 export type * from "./rows.ts";
 export * from "./run-state.ts";
 export * from "./send-batches.ts";
+export * from "./wide-sql.ts";

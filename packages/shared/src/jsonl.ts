@@ -1,3 +1,5 @@
+import { concatSql, sqlString } from "./wide-sql.ts";
+
 const encoder = new TextEncoder();
 
 /**
@@ -17,13 +19,19 @@ export function quoteIdentifier(name: string): string {
 
 /**
  * The same line written by SQLite, without its newline: an SQL expression
- * over `columns` of the row in scope. For rows of text and integers up to
- * ±2^53 it is the same bytes as jsonLine (REALs differ: SQLite keeps 15
- * digits). Column names must be plain identifiers or already safe to quote.
+ * over `columns` of the row in scope (`prefix`, such as "t.", qualifies
+ * them). For rows of text and integers up to ±2^53 it is the same bytes as
+ * jsonLine (REALs differ: SQLite keeps 15 digits). Each value is written by
+ * json_quote(), as json_object() would; the pieces are joined by concat()
+ * calls of at most 32 arguments each, D1's limit per function, so that any
+ * table up to D1's 100 columns fits.
  */
-export function jsonLineSql(columns: readonly string[]): string {
-  const pairs = columns.map((c) => `'${c.replaceAll("'", "''")}', ${quoteIdentifier(c)}`);
-  return `json_object(${pairs.join(", ")})`;
+export function jsonLineSql(columns: readonly string[], prefix = ""): string {
+  const pieces = columns.flatMap((c, i) => [
+    sqlString(`${i === 0 ? "{" : ","}${JSON.stringify(c)}:`),
+    `json_quote(${prefix}${quoteIdentifier(c)})`,
+  ]);
+  return concatSql([...pieces, sqlString(columns.length === 0 ? "{}" : "}")]);
 }
 
 /** A row holds a value that JSON cannot carry exactly: archiving it would change it. */

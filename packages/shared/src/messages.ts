@@ -20,6 +20,15 @@ export type ArchiveChunkMessage = z.infer<typeof ArchiveChunkMessage>;
  */
 export const CleanupRangeMessage = ArchiveChunkMessage.extend({
   action: z.enum(["delete", "restore", "verify"]).optional(),
+  /**
+   * A delete that goes on where an earlier invocation stopped, its D1 queries
+   * spent (D1_QUERIES_PER_INVOCATION): the pass it was in, the range's
+   * cleanup epoch when that pass began, and the last id of the windows it
+   * had done.
+   */
+  resume: z
+    .object({ pass: z.number().int().min(1), epoch: z.number().int().min(0), afterId: z.number().int() })
+    .optional(),
 });
 export type CleanupRangeMessage = z.infer<typeof CleanupRangeMessage>;
 

@@ -1,6 +1,7 @@
 import { archivedLineId } from "./archive-reader.ts";
 import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
+import { balanced } from "./wide-sql.ts";
 
 const encoder = new TextEncoder();
 
@@ -44,10 +45,12 @@ export interface RangePage {
  * TEXT_PAGE_BYTES, and one that D1 refuses as too big is read again smaller.
  *
  * A **row page** is the rows as objects, encoded here. It reads a page that
- * holds a row SQLite cannot write exactly (a REAL: json_object keeps 15
+ * holds a row SQLite cannot write exactly (a REAL: json_quote keeps 15
  * digits; an integer beyond ±2^53; a BLOB) and a row whose line alone is too
- * big for a text page, and checks every value, so a value JSON cannot carry
- * exactly fails with UnencodableValueError naming the row. A row page holds
+ * big for a text page, and the pages after it while such rows keep coming
+ * (ROWS_AGAIN_FROM: a table with a REAL column would read each page twice),
+ * and checks every value, so a value JSON cannot carry exactly fails with
+ * UnencodableValueError naming the row. A row page holds
  * at most about PAGE_TARGET_BYTES of values, whatever the rows' width: a row
  * wider than the page's share (PAGE_TARGET_BYTES / page rows) comes back from
  * its query as its id and width alone, to be read in a batch of wide rows
@@ -57,16 +60,21 @@ export interface RangePage {
  * long as their lines fit the byte target.
  */
 const FIRST_PAGE_ROWS = 100;
+/**
+ * Row pages go on while at least one row in this many of the last one holds
+ * a number SQLite cannot write exactly: a page of 100 rows or more then
+ * almost surely holds one too, and would be read twice, as text and as rows.
+ */
+const ROWS_AGAIN_FROM = 50;
 export const TEXT_PAGE_BYTES = 1_200_000;
 export const PAGE_TARGET_BYTES = 4 * 1024 * 1024;
 
-/** Extra columns of the page query; never archived. */
+/** What the row page query says of each row besides its values (see pageSql); never archived. */
 const WIDTH = "__width";
-const NULLS = "__nulls";
 const INEXACT = "__inexact";
 
 type Row = Record<string, unknown> & { id: number };
-type PageRow = Row & { [WIDTH]: number; [NULLS]: number; [INEXACT]: string | null };
+type PageRow = Row & { [WIDTH]: number; [INEXACT]: string | null };
 
 /** A text page's answer: the page's lines, or why it has none. */
 interface TextPage {
@@ -83,18 +91,19 @@ type TextAnswer = (TextPage & { rowsRead: number }) | "too big" | "not text";
  * The text page query (see above). A row's line is NULL when one of its
  * numeric values (columns without TEXT affinity: only these hold numbers)
  * is a REAL or an integer beyond ±2^53 (a text or BLOB value there also
- * counts: it compares above any number), so `lines` < `scanned` says the
- * page needs a row page. A BLOB in a TEXT column fails json_object.
+ * counts: it compares above any number), or a TEXT column holds a BLOB, so
+ * `lines` < `scanned` says the page needs a row page. The conditions are a
+ * balanced OR: a chain over 100 columns would be deeper than D1 allows.
  */
 function textPageSql(columns: readonly TableColumn[]): string {
-  const inexact = columns
-    .filter((c) => c.affinity !== "TEXT")
-    .map((c) => {
-      const q = quoteIdentifier(c.name);
-      return `${q} > 9007199254740991 OR ${q} < -9007199254740991 OR typeof(${q}) = 'real'`;
-    });
+  const inexact = columns.flatMap((c) => {
+    const q = quoteIdentifier(c.name);
+    // A BLOB that looks like SQLite's binary JSON would be written as JSON, not refused.
+    if (c.affinity === "TEXT") return [`typeof(${q}) = 'blob'`];
+    return [`${q} > 9007199254740991`, `${q} < -9007199254740991`, `typeof(${q}) = 'real'`];
+  });
   return `SELECT count(*) AS scanned, count(line) AS lines, max(id) AS last, group_concat(line, char(10)) AS text
-    FROM (SELECT id, CASE WHEN ${inexact.join(" OR ") || "0"} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line
+    FROM (SELECT id, CASE WHEN ${balanced(inexact, "OR", "0")} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line
       FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`;
 }
 
@@ -109,9 +118,9 @@ function textPageRefusal(error: unknown): "too big" | "not text" | null {
 /**
  * The first value of a row that JSON cannot carry with its type, as
  * "column:why", or NULL. D1 returns integers as doubles, so one beyond ±2^53
- * may come back rounded; a column without type affinity keeps REAL 3.0 apart
- * from INTEGER 3, and JSON would restore it as the integer. (A CASE, not a
- * function: D1 allows 32 arguments per function.)
+ * may come back rounded; it returns ±Infinity as null; a column without type
+ * affinity keeps REAL 3.0 apart from INTEGER 3, and JSON would restore it as
+ * the integer. (A CASE, not a function: D1 allows 32 arguments per function.)
  */
 function inexactSql(columns: readonly TableColumn[], prefix = ""): string {
   const whens = columns
@@ -123,36 +132,61 @@ function inexactSql(columns: readonly TableColumn[], prefix = ""): string {
         c.affinity === "BLOB"
           ? ` WHEN typeof(${q}) = 'real' AND ${q} = CAST(${q} AS INTEGER) AND ${q} BETWEEN -9007199254740991 AND 9007199254740991 THEN '${name}:real'`
           : "";
-      return ` WHEN typeof(${q}) = 'integer' AND (${q} > 9007199254740991 OR ${q} < -9007199254740991) THEN '${name}:integer'${integral}`;
+      return ` WHEN typeof(${q}) = 'integer' AND (${q} > 9007199254740991 OR ${q} < -9007199254740991) THEN '${name}:integer' WHEN typeof(${q}) = 'real' AND ${q} IN (9e999, -9e999) THEN '${name}:infinite'${integral}`;
     });
   return whens.length > 0 ? `CASE${whens.join("")} END` : "NULL";
 }
 
 /**
- * The row page query. Per row, SQLite also returns its width (characters of
- * all values as text), how many of its values are NULL, and its first value
- * JSON cannot carry (inexactSql); a row wider than ?5 has every value but its
- * id replaced by NULL. `OFFSET 0` keeps SQLite from flattening the subquery,
- * which would compute the width once per column. The NULL count finds
- * non-finite REALs: D1 answers ±Infinity as null, so a row with more nulls in
- * JS than in SQLite held one.
+ * A row's id slot in the row page and wide-row queries: "width id inexact",
+ * its width (characters of all values as text), its id and its first value
+ * JSON cannot carry (inexactSql; empty if none). Carried in the id column so
+ * that the answer has as many columns as the table, at most D1's 100.
  */
-function pageSql(table: readonly TableColumn[]): string {
-  const columns = table.map((c) => c.name);
-  const width = columns.map((c) => `ifnull(length(${quoteIdentifier(c)}), 0)`).join(" + ");
-  const nulls = columns.map((c) => `(${quoteIdentifier(c)} IS NULL)`).join(" + ");
-  const select = columns.map((c) =>
-    c === "id" ? "id" : `CASE WHEN ${WIDTH} <= ?5 THEN ${quoteIdentifier(c)} END AS ${quoteIdentifier(c)}`,
-  );
-  return `SELECT ${select.join(", ")}, ${WIDTH}, ${NULLS}, ${INEXACT} FROM (
-    SELECT *, ${width} AS ${WIDTH}, ${nulls} AS ${NULLS}, ${inexactSql(table)} AS ${INEXACT} FROM traffic_events
-    WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4 OFFSET 0)`;
+function metaSql(table: readonly TableColumn[], width: string, prefix = ""): string {
+  return `printf('%d %d %s', ${width}, ${prefix}id, ${inexactSql(table, prefix)}) AS id`;
 }
 
-/** Wide rows of one page by id (a JSON array), in id order. */
+/** Reads a row's id slot (metaSql) into its id, width and inexact value. */
+function unpack(row: Row): PageRow {
+  const meta = String(row.id);
+  const first = meta.indexOf(" ");
+  const second = meta.indexOf(" ", first + 1);
+  const page = row as PageRow;
+  page[WIDTH] = Number(meta.slice(0, first));
+  page.id = Number(meta.slice(first + 1, second));
+  page[INEXACT] = meta.slice(second + 1) || null;
+  return page;
+}
+
+/**
+ * The row page query. Each row's id slot holds its meta (metaSql); a row
+ * wider than ?5 has every value but its id replaced by NULL. `OFFSET 0` keeps
+ * SQLite from flattening the subquery, which would compute the meta once per
+ * column; the subquery selects the table's columns with the id's slot
+ * replaced by the meta, so it too has no more columns than the table.
+ */
+function pageSql(table: readonly TableColumn[]): string {
+  const width = balanced(
+    table.map((c) => `ifnull(length(${quoteIdentifier(c.name)}), 0)`),
+    "+",
+    "0",
+  );
+  const inner = table.map((c) => (c.name === "id" ? metaSql(table, width) : quoteIdentifier(c.name)));
+  const outer = table.map((c) =>
+    c.name === "id"
+      ? "id"
+      : `CASE WHEN CAST(id AS INTEGER) <= ?5 THEN ${quoteIdentifier(c.name)} END AS ${quoteIdentifier(c.name)}`,
+  );
+  return `SELECT ${outer.join(", ")} FROM (
+    SELECT ${inner.join(", ")} FROM traffic_events
+    WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY traffic_events.id LIMIT ?4 OFFSET 0)`;
+}
+
+/** Wide rows of one page by id (a JSON array), in id order, with their meta (width 0) in the id slot. */
 function wideRowsSql(table: readonly TableColumn[]): string {
-  const nulls = table.map((c) => `(t.${quoteIdentifier(c.name)} IS NULL)`).join(" + ");
-  return `SELECT t.*, ${nulls} AS ${NULLS}, ${inexactSql(table, "t.")} AS ${INEXACT}
+  const select = table.map((c) => (c.name === "id" ? metaSql(table, "0", "t.") : `t.${quoteIdentifier(c.name)}`));
+  return `SELECT ${select.join(", ")}
     FROM json_each(?2) AS j CROSS JOIN traffic_events AS t ON t.id = j.value
     WHERE t.event_date = ?1 ORDER BY t.id`;
 }
@@ -164,10 +198,13 @@ function wideRowsSql(table: readonly TableColumn[]): string {
  * row is read again here, as bytes, to tell.
  */
 function textBytesSql(columns: readonly string[]): string {
-  const hex = columns.map((c) => {
-    const q = quoteIdentifier(c);
-    return `CASE typeof(${q}) WHEN 'text' THEN hex(CAST(${q} AS BLOB)) END AS ${q}`;
-  });
+  // Not the id: it is an integer, and a second "id" column would hide the first.
+  const hex = columns
+    .filter((c) => c !== "id")
+    .map((c) => {
+      const q = quoteIdentifier(c);
+      return `CASE typeof(${q}) WHEN 'text' THEN hex(CAST(${q} AS BLOB)) END AS ${q}`;
+    });
   return `SELECT id, ${hex.join(", ")} FROM traffic_events WHERE id IN (SELECT value FROM json_each(?1))`;
 }
 
@@ -219,31 +256,23 @@ function nextPageRows(current: number, bytesPerLine: number, maxRows: number): n
   return Math.max(1, Math.min(maxRows, current * 4, byBytes));
 }
 
-/**
- * Drops the query's extra columns, after checking that SQLite found every
- * value one JSON carries with its type, and that none became null on its way
- * out of D1.
- */
-function checked(row: Row & { [NULLS]?: number; [INEXACT]?: string | null }, columns: readonly string[]): Row {
+/** Drops the row's meta, after checking that SQLite found no value JSON cannot carry with its type. */
+function checked(row: PageRow): Row {
   const inexact = row[INEXACT];
   if (inexact) {
-    const [column, kind] = inexact.split(":");
+    const at = inexact.lastIndexOf(":");
+    const column = inexact.slice(0, at);
+    const kind = inexact.slice(at + 1);
     throw new UnencodableValueError(
       kind === "integer"
         ? `row id ${row.id} has an integer beyond ±2^53 in column ${column}, which D1 may have rounded`
-        : `row id ${row.id} has an integral REAL (${String(row[column as string])}) in column ${column}, which has no type affinity: JSON would restore it as an INTEGER`,
-    );
-  }
-  let nulls = 0;
-  for (const column of columns) if (row[column] === null) nulls++;
-  if (nulls !== row[NULLS]) {
-    throw new UnencodableValueError(
-      `row id ${row.id} has a non-finite number (D1 returns ±Infinity as null) in one of its columns`,
+        : kind === "infinite"
+          ? `row id ${row.id} has a non-finite number in column ${column} (D1 returns ±Infinity as null)`
+          : `row id ${row.id} has an integral REAL (${String(row[column])}) in column ${column}, which has no type affinity: JSON would restore it as an INTEGER`,
     );
   }
   // Undefined properties are left out by JSON.stringify, and cost less than `delete`.
   (row as Record<string, unknown>)[WIDTH] = undefined;
-  (row as Record<string, unknown>)[NULLS] = undefined;
   (row as Record<string, unknown>)[INEXACT] = undefined;
   return row;
 }
@@ -350,42 +379,72 @@ export async function* rangePages(
     } else if (page !== "not text") {
       rereadRows += page.rowsRead;
     }
-    // A row SQLite cannot write exactly, or one line too big for a text page: this page as rows.
-    const read = yield* rowPage(after, limit, rereadRows);
-    rereadRows = 0;
-    if (!read.full) return;
-    after = read.lastId;
+    // A row SQLite cannot write exactly, or one line too big for a text page: this page as rows. The
+    // next ones too, as long as such rows keep coming (a table with a REAL column has them on every
+    // page: trying text first would read each page twice); then text again.
+    for (let earlierReads = rereadRows; ; earlierReads = 0) {
+      const read = yield* rowPage(after, limit, earlierReads);
+      if (!read.full) return;
+      after = read.lastId;
+      limit = nextPageRows(limit, read.widthPerRow, range.maxPageRows);
+      if (read.inexactRows * ROWS_AGAIN_FROM < read.rows) break;
+    }
     next = fetchText(after, limit);
   }
 
-  /** One row page of up to `limit` rows after id `after`, as pieces; its last id and whether it was full. */
+  /**
+   * One row page of up to `limit` rows after id `after`, as pieces; its last
+   * id, whether it was full, and its rows' mean width.
+   */
   async function* rowPage(
     after: number,
     limit: number,
     earlierReads: number,
-  ): AsyncGenerator<RangePage, { lastId: number; full: boolean }> {
+  ): AsyncGenerator<
+    RangePage,
+    { lastId: number; full: boolean; widthPerRow: number; rows: number; inexactRows: number }
+  > {
     const widthLimit = widthLimitFor(limit);
     const waitStarted = Date.now();
-    const page = await rowStatement.bind(range.date, after, range.rowidHi, limit, widthLimit).all<PageRow>();
+    const page = await rowStatement.bind(range.date, after, range.rowidHi, limit, widthLimit).all<Row>();
     const waitMs = Date.now() - waitStarted;
     const rowsRead = page.meta.rows_read + earlierReads;
-    const rows = page.results;
+    const rows = page.results.map(unpack);
     const last = rows.at(-1);
     if (!last) {
       if (rowsRead > 0)
         yield { kind: "rows", bytes: new Uint8Array(0), rows: 0, rowsRead, columns, waitMs, encodeMs: 0 };
-      return { lastId: after, full: false };
+      return { lastId: after, full: false, widthPerRow: 0, rows: 0, inexactRows: 0 };
+    }
+    // Before encoding, which drops each row's meta.
+    let width = 0;
+    let inexactRows = 0;
+    for (const row of rows) {
+      width += row[WIDTH];
+      for (const column of columns) {
+        const value = row[column];
+        if (typeof value === "number" && !Number.isSafeInteger(value)) {
+          inexactRows++;
+          break;
+        }
+      }
     }
     if (rows.every((r) => r[WIDTH] <= widthLimit)) {
       const encodeStarted = Date.now();
-      const bytes = encodeRows(rows.map((r) => checked(r, columns)));
+      const bytes = encodeRows(rows.map(checked));
       const encodeMs = Date.now() - encodeStarted;
       const checkReads = await checkBytes(bytes);
       yield { kind: "rows", bytes, rows: rows.length, rowsRead: rowsRead + checkReads, columns, waitMs, encodeMs };
     } else {
       yield* withWideRows(rows, widthLimit, rowsRead, waitMs);
     }
-    return { lastId: last.id, full: rows.length === limit };
+    return {
+      lastId: last.id,
+      full: rows.length === limit,
+      widthPerRow: width / rows.length,
+      rows: rows.length,
+      inexactRows,
+    };
   }
 
   /**
@@ -401,7 +460,7 @@ export async function* rangePages(
   ): AsyncGenerator<RangePage> {
     const wideIds = rows.filter((r) => r[WIDTH] > widthLimit);
     let nextWide = 0; // the first wide row not yet asked for
-    let batch: Row[] = [];
+    let batch: PageRow[] = [];
     let inBatch = 0; // cursor in batch: both are in id order
     let batchLastId = Number.NEGATIVE_INFINITY;
     let rowsRead = pageRowsRead;
@@ -441,18 +500,18 @@ export async function* rangePages(
       const fetched = await wideStatement.bind(range.date, JSON.stringify(ids)).all<Row>();
       waitMs += Date.now() - waitStarted;
       rowsRead += fetched.meta.rows_read;
-      batch = fetched.results;
+      batch = fetched.results.map(unpack);
       inBatch = 0;
     };
     for (const row of rows) {
       if (row[WIDTH] <= widthLimit) {
-        pending.push(checked(row, columns));
+        pending.push(checked(row));
       } else {
         if (row.id > batchLastId) await readWideBatch();
         while (inBatch < batch.length && (batch[inBatch] as Row).id < row.id) inBatch++;
         // A wide row deleted or moved to another date since its page was read is not archived.
         const found = batch[inBatch];
-        if (found?.id === row.id) pending.push(checked(found, columns));
+        if (found?.id === row.id) pending.push(checked(found));
       }
       pendingWidth += row[WIDTH];
       if (pendingWidth >= PAGE_TARGET_BYTES) yield await flush();

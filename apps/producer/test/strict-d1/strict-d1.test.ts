@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { functionCalls } from "./function-calls.ts";
 import { D1_LIMITS, nativeOf, QueryBudget, strictD1 } from "./strict-d1.ts";
 
-const list = (n: number, item: (i: number) => string = String) => Array.from({ length: n }, (_, i) => item(i)).join(", ");
+const list = (n: number, item: (i: number) => string = String) =>
+  Array.from({ length: n }, (_, i) => item(i)).join(", ");
 
 describe("the strict D1 binding refuses what production D1 refuses, with D1's error text", () => {
   const db = strictD1(env.D1);
@@ -25,10 +26,7 @@ describe("the strict D1 binding refuses what production D1 refuses, with D1's er
   it("a batch holding a refused statement runs none of it", async () => {
     await db.prepare("CREATE TABLE IF NOT EXISTS strict_probe (v INTEGER)").run();
     await expect(
-      db.batch([
-        db.prepare("INSERT INTO strict_probe (v) VALUES (1)"),
-        db.prepare(`SELECT coalesce(${list(33)})`),
-      ]),
+      db.batch([db.prepare("INSERT INTO strict_probe (v) VALUES (1)"), db.prepare(`SELECT coalesce(${list(33)})`)]),
     ).rejects.toThrow("too many arguments on function coalesce");
     await expect(db.prepare("SELECT count(*) AS n FROM strict_probe").first("n")).resolves.toBe(0);
   });
@@ -53,7 +51,11 @@ describe("the strict D1 binding refuses what production D1 refuses, with D1's er
     await expect(sized(D1_LIMITS.valueBytes + 1).all()).rejects.toThrow(
       "D1_ERROR: string or blob too big: SQLITE_TOOBIG",
     );
-    await expect(nativeOf(db).prepare(`SELECT ${text(2_100_000)} AS s`).all()).resolves.toBeTruthy();
+    await expect(
+      nativeOf(db)
+        .prepare(`SELECT ${text(2_100_000)} AS s`)
+        .all(),
+    ).resolves.toBeTruthy();
     // Counted in UTF-8 bytes: 700 000 three-byte characters are 2.1 MB.
     expect(() => db.prepare("SELECT length(?1)").bind("€".repeat(700_000))).toThrow("SQLITE_TOOBIG");
     expect(() => db.prepare("SELECT length(?1)").bind(new Uint8Array(D1_LIMITS.valueBytes + 1))).toThrow(

@@ -84,12 +84,16 @@ function checkAnswer(rows: readonly unknown[]): void {
   if (bytes > D1_LIMITS.answerBytes) throw new Error("D1_ERROR: query result is larger than 50 MB");
 }
 
+const strictBindings = new WeakSet<object>();
+
 /**
  * `db` with D1's limits, counting its queries in `budget` (none: the queries
- * are not counted, as for a test's own setup outside any invocation).
+ * are not counted, as for a test's own setup outside any invocation). A
+ * strict binding is not wrapped again but replaced; any other binding (a
+ * test's faulty or counting one) is wrapped as it is.
  */
 export function strictD1(db: D1Database, budget?: QueryBudget): D1Database {
-  const native = nativeOf(db);
+  const native = strictBindings.has(db) ? nativeOf(db) : db;
   const checked = new Set<string>();
   const compile = (sql: string) => {
     if (checked.has(sql)) return;
@@ -168,10 +172,11 @@ export function strictD1(db: D1Database, budget?: QueryBudget): D1Database {
       throw new Error("dump is deprecated; the strict D1 binding does not offer it");
     },
   };
+  strictBindings.add(strictDb);
   return strictDb as unknown as D1Database;
 }
 
-/** The binding under a strict one (or under a proxy of one: faults.ts wraps it), so that wrappers never stack. */
+/** The native binding under a strict one (or under a proxy of one: faults.ts wraps it). */
 export function nativeOf(db: D1Database): D1Database {
   return (db as unknown as { [NATIVE_DB]?: D1Database })[NATIVE_DB] ?? db;
 }
