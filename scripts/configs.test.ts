@@ -18,7 +18,7 @@ function read(app: string, env: string | undefined) {
     (config.queues.producers ?? []).map((p: { binding: string; queue: string }) => [p.binding, p.queue]),
   );
   const consumers = config.queues.consumers ?? [];
-  return { producers, consumers, vars: config.vars as Record<string, string> };
+  return { producers, consumers, vars: config.vars as Record<string, string>, workersDev: config.workers_dev };
 }
 
 describe.each(ENVIRONMENTS)("environment %s", (env) => {
@@ -46,6 +46,15 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
     expect(cleanupQueue?.dead_letter_queue).toBe(producer.vars.CLEANUP_DLQ_NAME);
     expect(archive.producers.ARCHIVE_DLQ).toBe(producer.vars.ARCHIVE_DLQ_NAME);
     expect(cleanup.producers.CLEANUP_DLQ).toBe(producer.vars.CLEANUP_DLQ_NAME);
+  });
+
+  it("bounds both consumers' concurrency on the one D1 primary, and serves the admin API only where chosen", () => {
+    expect(archiveQueue?.max_concurrency).toBe(4);
+    expect(cleanupQueue?.max_concurrency).toBe(2);
+    // Production's admin API is reached on a route of the operator's zone (behind Access), not *.workers.dev.
+    expect(read("producer", env).workersDev).toBe(env !== "production");
+    expect(read("archive-consumer", env).workersDev).toBe(false);
+    expect(read("cleanup-consumer", env).workersDev).toBe(false);
   });
 
   it("uses queues of its own: staging's are not production's", () => {

@@ -105,7 +105,8 @@ async function main(): Promise<number> {
   const shared = await run("vitest", ["run"], { cwd: join(ROOT, "packages", "shared") });
   if (shared !== 0) return 1;
   const producer = join(ROOT, "apps", "producer");
-  const files = readdirSync(join(producer, "test"))
+  // Nested too: test/strict-d1/ holds the strict D1 binding's own tests.
+  const files = readdirSync(join(producer, "test"), { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(".test.ts"))
     .sort();
   for (const file of files) {

@@ -142,6 +142,12 @@ describe("admin API", () => {
 
   const authCases: [string, Parameters<typeof call>[2], number, string][] = [
     ["no token is configured", { env: { ...env, ADMIN_TOKEN: undefined } as unknown as Env }, 503, "admin_disabled"],
+    [
+      "the configured token is shorter than 32 characters",
+      { env: { ...env, ADMIN_TOKEN: "a".repeat(31) }, token: "a".repeat(31) },
+      503,
+      "admin_disabled",
+    ],
     ["the header is missing", { token: null }, 401, "unauthorized"],
     ["the token is wrong", { token: "not-the-token" }, 401, "unauthorized"],
     ["the token is a prefix of the right one", { token: TOKEN.slice(0, -1) }, 401, "unauthorized"],
