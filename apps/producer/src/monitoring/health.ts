@@ -214,7 +214,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       since: range.cleanup_failed_at ?? now.toISOString(),
       message: `cleanup refused range ${range.chunk_index} of run ${range.run_id} (${range.date}): ${range.cleanup_error ?? "no reason recorded"}`,
       action:
-        "nothing was deleted; compare the archive with D1 (see the README's recovery notes) before triggering cleanup again",
+        "nothing was deleted; the reason says what differs: check the archive (`pnpm verify-archive`, docs/archive-format.md) and D1, fix what it names, then trigger cleanup again",
     });
   }
 
