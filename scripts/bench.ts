@@ -34,6 +34,41 @@ import { workerdPids } from "./workerd-processes.ts";
 
 const DATE = "2026-01-15";
 
+/** Columns of traffic_events as `pnpm seed` writes it, id included. */
+const SEEDED_COLUMNS = 11;
+/** Declared types of the columns --wide adds, in turn: INTEGER, REAL, TEXT, NUMERIC and none. */
+const WIDE_TYPES = ["INTEGER", "REAL", "TEXT", "NUMERIC", ""] as const;
+
+/**
+ * Widens the seeded table to `columns` columns, straight in the local D1's
+ * SQLite file, and fills them for every row: NULLs, REALs of any magnitude,
+ * integers, short unicode text; a row of the wide table has a REAL, so every
+ * page is a row page.
+ */
+function widen(file: string, columns: number): void {
+  const db = new DatabaseSync(file);
+  try {
+    db.exec("PRAGMA busy_timeout = 30000");
+    const added = Array.from({ length: columns - SEEDED_COLUMNS }, (_, k) => `x${k}`);
+    for (const [k, name] of added.entries()) {
+      db.exec(`ALTER TABLE traffic_events ADD COLUMN ${name} ${WIDE_TYPES[k % WIDE_TYPES.length]}`);
+    }
+    const value = (k: number) => {
+      const v = {
+        INTEGER: `id * ${k + 1} - 5000`,
+        REAL: `(random() / 9.2233720368547758e18) * 1e${((k * 37) % 600) - 300}`,
+        TEXT: `'v' || (id % 1000) || '-${k} ' || substr('äß€😀x', 1, (id + ${k}) % 6)`,
+        NUMERIC: "CASE WHEN id % 2 THEN id + 0.25 ELSE id END",
+        "": "CASE WHEN id % 2 THEN 't' || (id % 100) ELSE id * 3 END",
+      }[WIDE_TYPES[k % WIDE_TYPES.length] as (typeof WIDE_TYPES)[number]];
+      return `CASE WHEN (id + ${k}) % 7 = 0 THEN NULL ELSE ${v} END`;
+    };
+    db.exec(`UPDATE traffic_events SET ${added.map((c, k) => `${c} = ${value(k)}`).join(", ")}`);
+  } finally {
+    db.close();
+  }
+}
+
 type RunView = {
   parts: number;
   chunks: { total: number };
@@ -173,6 +208,8 @@ function sqlite3Baseline(file: string): { ms: number; cpuMs: number } | null {
 
 interface TimedResult {
   rows: number;
+  /** The table's columns: as seeded, or widened (--wide). */
+  columns: number;
   baselineMs: number;
   sqlite3Ms: number | null;
   sqlite3CpuMs: number | null;
@@ -213,11 +250,15 @@ function summedStages(log: string, event: string): Record<string, number> {
   return sums;
 }
 
-async function benchOne(rows: number): Promise<TimedResult> {
+async function benchOne(rows: number, columns = SEEDED_COLUMNS): Promise<TimedResult> {
   return withFreshStack(`bench-state-${rows}`, async (stack, stateDir) => {
     const file = localD1File(stateDir);
     console.log(`[${rows}] seeding ...`);
     await seedInWorker(DATE, rows, file);
+    if (columns > SEEDED_COLUMNS) {
+      console.log(`[${rows}] widening to ${columns} columns ...`);
+      widen(file, columns);
+    }
     console.log(`[${rows}] baselines ...`);
     const baseline = await nodeBaseline(file);
     const sqlite3 = sqlite3Baseline(file);
@@ -248,6 +289,7 @@ async function benchOne(rows: number): Promise<TimedResult> {
 
     return {
       rows,
+      columns,
       baselineMs: baseline.ms,
       sqlite3Ms: sqlite3?.ms ?? null,
       sqlite3CpuMs: sqlite3?.cpuMs ?? null,
@@ -301,13 +343,14 @@ interface HeapResult {
  * Each step may take `timeoutMs` (a consumer that dies of the limit is retried
  * by the queue until its run fails, which can take long).
  */
-async function benchHeap(rows: number, timeoutMs: number): Promise<HeapResult> {
+async function benchHeap(rows: number, timeoutMs: number, columns = SEEDED_COLUMNS): Promise<HeapResult> {
   const unlimit = limitIsolateHeaps(HEAP_LIMIT_MIB);
   const peaks: HeapResult = { archive: Number.NaN, cleanup: Number.NaN };
   try {
     return await withFreshStack(`bench-state-heap-${rows}`, async (stack, stateDir) => {
       console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] seeding ...`);
       await seedInWorker(DATE, rows, localD1File(stateDir));
+      if (columns > SEEDED_COLUMNS) widen(localD1File(stateDir), columns);
       const inspector = await findInspectorPort(workerdPids(stack.pid));
       for (const [action, state, worker, key] of [
         ["archive", "archived", "path-stats-archive-consumer", "archive"],
@@ -431,19 +474,28 @@ function version(command: string): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ args: cliArgs(), options: { sizes: { type: "string", default: "1000000,5000000" } } });
+  const { values } = parseArgs({
+    args: cliArgs(),
+    options: { sizes: { type: "string", default: "1000000,5000000" }, wide: { type: "string" } },
+  });
   const sizes = (values.sizes ?? "").split(",").map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`--sizes must be positive integers, got ${values.sizes}`);
+  // --wide N: each size again with the table widened to N columns (D1 allows 100).
+  const wide = values.wide === undefined ? null : Number(values.wide);
+  if (wide !== null && (!Number.isInteger(wide) || wide <= SEEDED_COLUMNS || wide > 100))
+    throw new Error(`--wide must be an integer from ${SEEDED_COLUMNS + 1} to 100, got ${values.wide}`);
   if (!(await portIsFree(PORT)))
     throw new Error(`port ${PORT} is taken: stop pnpm dev (the bench starts its own stack on fresh state)`);
 
   const results: Result[] = [];
   for (const size of sizes) {
-    const timed = await benchOne(size);
-    // Far longer than either step took without a limit, short of the default wait.
-    const heap = await benchHeap(size, 5 * Math.max(timed.archiveMs, timed.cleanupMs) + 60_000);
-    results.push({ ...timed, heap });
+    for (const columns of wide === null ? [SEEDED_COLUMNS] : [SEEDED_COLUMNS, wide]) {
+      const timed = await benchOne(size, columns);
+      // Far longer than either step took without a limit, short of the default wait.
+      const heap = await benchHeap(size, 5 * Math.max(timed.archiveMs, timed.cleanupMs) + 60_000, columns);
+      results.push({ ...timed, heap });
+    }
   }
   const pollingRows = Math.min(...sizes);
   const polling = await benchPolling(pollingRows);
@@ -488,9 +540,11 @@ async function main(): Promise<void> {
   ];
   const header = `| ${columns.join(" | ")} |`;
   const rule = `|${columns.map(() => "---").join("|")}|`;
+  const label = (r: Result) =>
+    `${r.rows.toLocaleString("en-US")}${r.columns > SEEDED_COLUMNS ? ` × ${r.columns} columns` : ""}`;
   const lines = results.map((r) =>
     [
-      r.rows.toLocaleString("en-US"),
+      label(r),
       sec(r.archiveMs),
       sec(r.baselineMs),
       `${(r.archiveMs / r.baselineMs).toFixed(2)}x`,
@@ -523,9 +577,9 @@ async function main(): Promise<void> {
       Object.entries(stages)
         .map(([stage, ms]) => `${stage} ${sec(ms)}`)
         .join(", ");
-    return `- ${r.rows.toLocaleString("en-US")} rows: archive chunks (s, summed over chunks): ${list(r.archiveStages)}; cleanup ranges: ${list(r.cleanupStages)}`;
+    return `- ${label(r)} rows: archive chunks (s, summed over chunks): ${list(r.archiveStages)}; cleanup ranges: ${list(r.cleanupStages)}`;
   });
-  const ours = results.find((r) => r.rows === pollingRows) as Result;
+  const ours = results.find((r) => r.rows === pollingRows && r.columns === SEEDED_COLUMNS) as Result;
   const seedDesignText = [
     "The seed design (bench/seed-design: one request, LIMIT 1000 OFFSET n pages, the day merged in memory, one put), on the same machine:",
     "",
@@ -548,7 +602,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${mib(totalmem())} MiB RAM, ${process.platform}`;
   const report = `# Benchmark results
 
-Command: \`pnpm bench -- --sizes ${sizes.join(",")}\` (scripts/bench.ts), run ${new Date().toISOString()}.
+Command: \`pnpm bench -- --sizes ${sizes.join(",")}${wide === null ? "" : ` --wide ${wide}`}\` (scripts/bench.ts), run ${new Date().toISOString()}.
 
 Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, ${workerdVersion()}.
 

@@ -460,6 +460,8 @@ describe("values JSON cannot carry exactly", () => {
       const run = await waitForRun(planned.run?.run_id ?? "");
       expect(run.status).toBe("failed");
       expect(run.error).toMatch(reason);
+      // Named by its id (the re-read of text as bytes once answered "row id null").
+      expect(run.error).toContain(`row id ${row?.id} `);
       expect(await count(date)).toBe(20);
       const listed = await env.R2_ARCHIVE.list({ prefix: `traffic_events/event_date=${date}/` });
       expect(listed.objects).toEqual([]);

@@ -264,6 +264,28 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     expect((await chunksOf(run.run_id))[0]).toMatchObject({ cleanup_state: "cleaned", rows_deleted: 19, rows_left: 1 });
   });
 
+  it("a BLOB in a TEXT column that SQLite would write as JSON text fails the run, and after archiving is not deleted", async () => {
+    // jsonb('"x"') is a BLOB that json_object() and json_quote() write as the JSON string "x".
+    const failing = "2026-10-20";
+    await insertEvents(Array.from({ length: 20 }, (_, i) => event(failing, i)));
+    const [first] = await d1Rows(failing);
+    await env.D1.prepare(`UPDATE traffic_events SET user_agent = jsonb('"x"') WHERE id = ?1`).bind(first?.id).run();
+    const planned = await planArchive(env, failing, NOW);
+    const failed = await waitForRun(planned.run?.run_id ?? "");
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toContain(`row id ${first?.id} has a BLOB in column user_agent`);
+
+    // A row archived as text that became such a BLOB afterwards stays in D1.
+    const date = "2026-10-21";
+    await insertEvents(Array.from({ length: 20 }, (_, i) => event(date, i, { user_agent: "x" })));
+    const run = await archive(date);
+    const [row] = await d1Rows(date);
+    await env.D1.prepare(`UPDATE traffic_events SET user_agent = jsonb('"x"') WHERE id = ?1`).bind(row?.id).run();
+    await clean(date);
+    expect((await d1Rows(date)).map((r) => r.id)).toEqual([row?.id]);
+    expect((await chunksOf(run.run_id))[0]).toMatchObject({ cleanup_state: "cleaned", rows_deleted: 19, rows_left: 1 });
+  });
+
   it("refuses a range whose archived column was dropped, deleting nothing, and says so in health", async () => {
     const date = "2026-11-04";
     await insertEvents(Array.from({ length: 8 }, (_, i) => event(date, i)));
@@ -318,7 +340,7 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
   });
 
   it("a range too big for one invocation's D1 queries is cleaned in several; a row re-entering between them is deleted too", async () => {
-    const date = "2026-11-06";
+    const date = "2026-10-22";
     await insertEvents(Array.from({ length: 3000 }, (_, i) => event(date, i)));
     const run = await archive(date);
     const rows = await d1Rows(date);
