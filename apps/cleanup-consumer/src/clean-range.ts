@@ -12,20 +12,13 @@ import {
   type RunRow,
   recordPoint,
 } from "@path-stats/shared";
+import { continueLater, windowQueries } from "./query-budget.ts";
 import { exactMatchFor, loadRange, MAX_BATCH_BYTES, verifyRange } from "./verify-range.ts";
 
 export type RangeOutcome = "cleaned" | "already_cleaned" | "refused" | "continued";
 
 /** Passes over a range that rows kept entering before its message is retried instead. */
 const MAX_PASSES = 3;
-
-/**
- * D1 queries of a range besides its windows' deletes (loading, the read-back
- * check, the epoch, the count of what is left, marking it cleaned, closing
- * the run and the day), with room to spare: a window's deletes start only
- * while this many queries of the invocation are left.
- */
-const QUERIES_BESIDES_WINDOWS = 25;
 
 /** Windows in a row matched row by row after which a pass stops trying the one-statement delete first. */
 const ROW_BY_ROW_AFTER = 2;
@@ -89,7 +82,7 @@ export async function cleanRange(
     return "refused";
   }
   const { manifest, etag } = verified;
-  let queriesLeft = config.D1_QUERIES_PER_INVOCATION - QUERIES_BESIDES_WINDOWS;
+  let queriesLeft = windowQueries(config);
   const match = await exactMatchFor(db, run, manifest);
   if (typeof match === "string") {
     await refuse(env, run, chunk, now, match);
@@ -193,7 +186,7 @@ export async function cleanRange(
       const stoppedAfter = await deletePass(resumed?.afterId ?? chunk.rowid_lo - 1);
       if (stoppedAfter !== null) {
         // This invocation's D1 queries are spent: the next one goes on from here.
-        await env.CLEANUP_QUEUE.send({ ...message, resume: { pass, epoch, afterId: stoppedAfter } });
+        await continueLater(env, message, { pass, epoch, afterId: stoppedAfter });
         await db
           .prepare(
             "UPDATE archive_chunks SET cleanup_ms = cleanup_ms + ?1, cleanup_rows_written = cleanup_rows_written + ?2 WHERE run_id = ?3 AND chunk_index = ?4",

@@ -1,6 +1,7 @@
 import {
   ARCHIVED_ROWS,
   ArchiveReadError,
+  archivedLineId,
   type ChunkRow,
   type CleanupRangeMessage,
   type Config,
@@ -10,9 +11,10 @@ import {
   type RunRow,
   windowIds,
 } from "@path-stats/shared";
+import { continueLater, windowQueries } from "./query-budget.ts";
 import { exactMatchFor, loadRange, MAX_BATCH_BYTES, verifyRange } from "./verify-range.ts";
 
-export type RestoreOutcome = "restored" | "refused";
+export type RestoreOutcome = "restored" | "refused" | "continued";
 
 /**
  * The runs in flight that read rows of date ?a with id in [?lo, ?hi]: the
@@ -42,7 +44,9 @@ const CONFLICTS_NAMED = 10;
  * run archived again (changed, or backfilled after ADD COLUMN) is restored
  * from that later archive only, never from this one. Rows that enter a
  * cleaned range make it not cleaned (a trigger), so no run archives them a
- * second time and a later cleanup deletes them by exact match.
+ * second time and a later cleanup deletes them by exact match. A range whose
+ * windows need more D1 queries than one invocation may make goes on in a
+ * message of its own (`resume.afterId`: the last id done).
  */
 export async function restoreRange(
   env: Env,
@@ -86,6 +90,9 @@ export async function restoreRange(
     `SELECT t.id FROM ${ARCHIVED_ROWS} j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
      WHERE NOT (${match.rowIsArchived}) LIMIT ${CONFLICTS_NAMED}`,
   );
+  let queriesLeft = windowQueries(config);
+  const after = message.resume?.afterId ?? chunk.rowid_lo - 1;
+  let doneUpTo = after;
   let newer: Awaited<ReturnType<typeof newerContent>> | null = null;
   try {
     newer = await newerContent(env, config, run, chunk);
@@ -99,7 +106,17 @@ export async function restoreRange(
       etag,
     })) {
       const text = await newer.withoutSuperseded(window.text);
+      const last = archivedLineId(window.text.slice(window.text.lastIndexOf("\n") + 1));
+      if (last <= after) continue; // restored by an earlier invocation of this range
+      if (queriesLeft < 1) {
+        // This invocation's D1 queries are spent: the next one goes on from here.
+        await continueLater(env, message, { pass: 1, epoch: 0, afterId: doneUpTo });
+        logEvent("restore.range_continued", { ...where, afterId: doneUpTo });
+        return "continued";
+      }
+      doneUpTo = last;
       if (text === "") continue;
+      queriesLeft--;
       const json = exactRowsJson(text);
       const [, , conflicts, archiving] = await db.batch([
         insertMissing.bind(json, run.date, chunk.rowid_lo, chunk.rowid_hi),

@@ -145,7 +145,10 @@ describe("a table as wide as D1 allows", () => {
         expect(cleaned?.cleaned_at).not.toBeNull();
         expect(cleaned?.rows_deleted).toBe(rows);
 
-        await deliverAll((e) => planRestore(e, date, null, NOW));
+        // Restored in windows of 50 rows too, with 50 queries per invocation: in several invocations per range.
+        expect(
+          await deliverAll((e) => planRestore(e, date, null, NOW), { D1_QUERIES_PER_INVOCATION: "50" }),
+        ).toBeGreaterThan(ranges);
         expect(await exactRows(date, columns)).toEqual(before);
       } finally {
         await env.D1.prepare("DELETE FROM traffic_events WHERE event_date = ?1").bind(date).run();
