@@ -1,4 +1,4 @@
-import { concatSql, sqlString } from "./wide-sql.ts";
+import { concatSql, MAX_FUNCTION_ARGUMENTS, sqlString } from "./wide-sql.ts";
 
 const encoder = new TextEncoder();
 
@@ -21,12 +21,19 @@ export function quoteIdentifier(name: string): string {
  * The same line written by SQLite, without its newline: an SQL expression
  * over `columns` of the row in scope (`prefix`, such as "t.", qualifies
  * them). For rows of text and integers up to ±2^53 it is the same bytes as
- * jsonLine (REALs differ: SQLite keeps 15 digits). Each value is written by
- * json_quote(), as json_object() would; the pieces are joined by concat()
- * calls of at most 32 arguments each, D1's limit per function, so that any
+ * jsonLine (REALs differ: SQLite keeps 15 digits). json_object() takes two
+ * arguments per column and D1 allows 32 per function: for a wider table each
+ * value is written by json_quote(), as json_object() would, and the pieces
+ * are joined by concat() calls of at most 32 arguments each, so that any
  * table up to D1's 100 columns fits.
  */
 export function jsonLineSql(columns: readonly string[], prefix = ""): string {
+  // Up to 16 columns json_object() itself fits D1's limit, and SQLite runs it faster (measured in
+  // pnpm bench at 1M rows: 1.1 s of D1 query time against 1.4 s for the pieces).
+  if (2 * columns.length <= MAX_FUNCTION_ARGUMENTS) {
+    const pairs = columns.map((c) => `${sqlString(c)}, ${prefix}${quoteIdentifier(c)}`);
+    return `json_object(${pairs.join(", ")})`;
+  }
   const pieces = columns.flatMap((c, i) => [
     sqlString(`${i === 0 ? "{" : ","}${JSON.stringify(c)}:`),
     `json_quote(${prefix}${quoteIdentifier(c)})`,

@@ -383,6 +383,8 @@ export async function* rangePages(
     // next ones too, as long as such rows keep coming (a table with a REAL column has them on every
     // page: trying text first would read each page twice); then text again.
     for (let earlierReads = rereadRows; ; earlierReads = 0) {
+      // Yield to the event loop once a page, as above.
+      if (earlierReads === 0) await new Promise((resolve) => setTimeout(resolve, 0));
       const read = yield* rowPage(after, limit, earlierReads);
       if (!read.full) return;
       after = read.lastId;
