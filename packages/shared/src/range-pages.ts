@@ -1,7 +1,7 @@
 import { archivedLineId } from "./archive-reader.ts";
 import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
-import { balanced } from "./wide-sql.ts";
+import { balanced, sqlString } from "./wide-sql.ts";
 
 const encoder = new TextEncoder();
 
@@ -85,7 +85,7 @@ interface TextPage {
   last: number | null;
   text: string | null;
 }
-type TextAnswer = (TextPage & { rowsRead: number }) | "too big" | "not text";
+type TextAnswer = (TextPage & { rowsRead: number }) | "too big";
 
 /**
  * The text page query (see above). A row's line is NULL when one of its
@@ -107,12 +107,12 @@ function textPageSql(columns: readonly TableColumn[]): string {
       FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`;
 }
 
-/** D1's error for a text page it cannot build: a string over its limit, or a BLOB json_object cannot hold. */
-function textPageRefusal(error: unknown): "too big" | "not text" | null {
-  const message = error instanceof Error ? error.message : String(error);
-  if (/too big|TOOBIG/i.test(message)) return "too big";
-  if (/BLOB/.test(message)) return "not text";
-  return null;
+/**
+ * D1's error for a text page over its string limit. (A BLOB never reaches
+ * the page's JSON: its row's line is NULL, see textPageSql.)
+ */
+function isTooBig(error: unknown): boolean {
+  return /too big|TOOBIG/i.test(error instanceof Error ? error.message : String(error));
 }
 
 /**
@@ -127,12 +127,12 @@ function inexactSql(columns: readonly TableColumn[], prefix = ""): string {
     .filter((c) => c.affinity !== "TEXT")
     .map((c) => {
       const q = `${prefix}${quoteIdentifier(c.name)}`;
-      const name = c.name.replaceAll("'", "''");
+      const why = (kind: string) => sqlString(`${c.name}:${kind}`);
       const integral =
         c.affinity === "BLOB"
-          ? ` WHEN typeof(${q}) = 'real' AND ${q} = CAST(${q} AS INTEGER) AND ${q} BETWEEN -9007199254740991 AND 9007199254740991 THEN '${name}:real'`
+          ? ` WHEN typeof(${q}) = 'real' AND ${q} = CAST(${q} AS INTEGER) AND ${q} BETWEEN -9007199254740991 AND 9007199254740991 THEN ${why("real")}`
           : "";
-      return ` WHEN typeof(${q}) = 'integer' AND (${q} > 9007199254740991 OR ${q} < -9007199254740991) THEN '${name}:integer' WHEN typeof(${q}) = 'real' AND ${q} IN (9e999, -9e999) THEN '${name}:infinite'${integral}`;
+      return ` WHEN typeof(${q}) = 'integer' AND (${q} > 9007199254740991 OR ${q} < -9007199254740991) THEN ${why("integer")} WHEN typeof(${q}) = 'real' AND ${q} IN (9e999, -9e999) THEN ${why("infinite")}${integral}`;
     });
   return whens.length > 0 ? `CASE${whens.join("")} END` : "NULL";
 }
@@ -324,9 +324,8 @@ export async function* rangePages(
       .all<TextPage>()
       .then(
         ({ results, meta }): TextAnswer => ({ ...(results[0] as TextPage), rowsRead: meta.rows_read }),
-        (error: unknown) => {
-          const refusal = textPageRefusal(error);
-          if (refusal) return refusal;
+        (error: unknown): TextAnswer => {
+          if (isTooBig(error)) return "too big";
           throw error;
         },
       );
@@ -357,7 +356,7 @@ export async function* rangePages(
         next = fetchText(after, limit);
         continue;
       }
-    } else if (page !== "not text" && page.lines === page.scanned && page.last !== null) {
+    } else if (page.lines === page.scanned && page.last !== null) {
       const encodeStarted = Date.now();
       const bytes = encoder.encode(`${page.text}\n`);
       const encodeMs = Date.now() - encodeStarted;
@@ -370,13 +369,13 @@ export async function* rangePages(
       yield { kind: "text", bytes, rows: page.lines, rowsRead, columns, waitMs, encodeMs };
       rereadRows = 0;
       continue;
-    } else if (page !== "not text" && page.scanned === 0) {
+    } else if (page.scanned === 0) {
       if (page.rowsRead + rereadRows > 0) {
         const rowsRead = page.rowsRead + rereadRows;
         yield { kind: "text", bytes: new Uint8Array(0), rows: 0, rowsRead, columns, waitMs, encodeMs: 0 };
       }
       return;
-    } else if (page !== "not text") {
+    } else {
       rereadRows += page.rowsRead;
     }
     // A row SQLite cannot write exactly, or one line too big for a text page: this page as rows. The
