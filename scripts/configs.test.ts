@@ -3,11 +3,12 @@
  * Workers of one environment name the same queues, each consumer's dead
  * letters go to a queue the producer consumes and records (by the names its
  * ARCHIVE_DLQ_NAME and CLEANUP_DLQ_NAME vars give), and no environment
- * borrows another's queues.
+ * borrows another's queues; all three archive the same table.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
+import { parseArchivedTable } from "../packages/shared/src/archived-table/archived-table.ts";
 import { ROOT } from "./lib.ts";
 
 const ENVIRONMENTS = [undefined, "staging", "production"] as const;
@@ -55,6 +56,16 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
     expect(read("producer", env).workersDev).toBe(env !== "production");
     expect(read("archive-consumer", env).workersDev).toBe(false);
     expect(read("cleanup-consumer", env).workersDev).toBe(false);
+  });
+
+  it("archives one table, named alike in all three Workers and valid", () => {
+    const table = (vars: Record<string, string>) => {
+      const parsed = parseArchivedTable(vars);
+      if (Array.isArray(parsed)) throw new Error(parsed.join("; "));
+      return parsed;
+    };
+    expect(table(archive.vars)).toEqual(table(producer.vars));
+    expect(table(cleanup.vars)).toEqual(table(producer.vars));
   });
 
   it("uses queues of its own: staging's are not production's", () => {

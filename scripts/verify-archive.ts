@@ -45,6 +45,8 @@ interface ManifestChunk {
 }
 export interface ArchiveManifest {
   version: number;
+  /** The column every line holds its id in; "id" in manifests written before it existed. */
+  idColumn?: string;
   date: string;
   runId: string;
   completedAt?: string;
@@ -66,7 +68,7 @@ export interface Finding {
 /** Lines, bytes and SHA-256 of a decompressed stream, checking ids as it goes. */
 async function readLines(
   stream: NodeJS.ReadableStream,
-  check?: { lo: number; hi: number },
+  check?: { lo: number; hi: number; idColumn: string },
 ): Promise<{ lines: number; bytes: number; sha256: string; idProblem: string | null }> {
   const hash = createHash("sha256");
   let lines = 0;
@@ -84,7 +86,7 @@ async function readLines(
     lines += parts.length;
     if (check && !idProblem) {
       for (const line of parts) {
-        const id = (JSON.parse(line) as { id?: unknown }).id;
+        const id = (JSON.parse(line) as Record<string, unknown>)[check.idColumn];
         if (typeof id !== "number" || id <= lastId || id < check.lo || id > check.hi) {
           idProblem = `line ${lines - parts.length + parts.indexOf(line) + 1} has id ${String(id)}`;
           break;
@@ -137,6 +139,7 @@ export async function verifyArchive(file: string, manifest: ArchiveManifest): Pr
       const read = await readLines(createReadStream(file, { start, end: start + chunk.gzBytes - 1 }), {
         lo: chunk.rowidLo,
         hi: chunk.rowidHi,
+        idColumn: manifest.idColumn ?? "id",
       });
       const problems = [
         read.lines === chunk.rows ? null : `${read.lines} lines, manifest ${chunk.rows}`,
@@ -167,12 +170,12 @@ export async function verifyArchive(file: string, manifest: ArchiveManifest): Pr
 }
 
 /** The ids of an archive's lines, in order, streamed. */
-async function* archiveIds(file: string): AsyncGenerator<number> {
+async function* archiveIds(file: string, idColumn: string): AsyncGenerator<number> {
   let rest = "";
   for await (const piece of createReadStream(file).pipe(createGunzip())) {
     const parts = (rest + (piece as Buffer).toString("utf8")).split("\n");
     rest = parts.pop() ?? "";
-    for (const line of parts) yield (JSON.parse(line) as { id: number }).id;
+    for (const line of parts) yield (JSON.parse(line) as Record<string, number>)[idColumn] as number;
   }
 }
 
@@ -229,7 +232,7 @@ export async function verifyDay(
   for (const { file, manifest } of [...ordered].reverse()) {
     const skip = newer.get(manifest.runId) ?? new Set<number>();
     const ranges = manifest.supersedes ?? [];
-    for await (const id of archiveIds(file)) {
+    for await (const id of archiveIds(file, manifest.idColumn ?? "id")) {
       rows++;
       if (skip.has(id)) {
         superseded++;

@@ -105,6 +105,7 @@ export async function archiveChunk(
     result = await streamChunkToParts({
       db,
       upload: env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id),
+      table: config.table,
       date: run.date,
       chunk: claimed,
       partSize: run.part_size,

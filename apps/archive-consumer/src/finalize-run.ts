@@ -1,5 +1,5 @@
 import {
-  ARCHIVE_TABLE,
+  type ArchivedTable,
   batchesOf,
   type ChunkRow,
   type Config,
@@ -48,7 +48,7 @@ export async function finalizeRun(env: Env, config: Config, runId: string, now: 
 
   const progress = { manifestPut: false };
   try {
-    await commitRun(env, runId, token, progress);
+    await commitRun(env, config.table, runId, token, progress);
     return "finalized";
   } catch (error) {
     if (error instanceof PermanentChunkError) {
@@ -111,7 +111,13 @@ async function archiveAgain(env: Env, runId: string, token: string, now: Date, r
   logEvent("archive.parts_overwritten", { runId, date: run.date, chunks, reason });
 }
 
-async function commitRun(env: Env, runId: string, token: string, progress: { manifestPut: boolean }): Promise<void> {
+async function commitRun(
+  env: Env,
+  table: ArchivedTable,
+  runId: string,
+  token: string,
+  progress: { manifestPut: boolean },
+): Promise<void> {
   const db = env.D1;
   const bucket = env.R2_ARCHIVE;
   const run = (await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>()) as RunRow;
@@ -171,7 +177,9 @@ async function commitRun(env: Env, runId: string, token: string, progress: { man
   const completedAt = new Date().toISOString();
   const manifest: Manifest = {
     version: 1,
-    table: ARCHIVE_TABLE,
+    table: table.name,
+    idColumn: table.id,
+    day: { column: table.dayColumn, form: table.dayForm },
     date: run.date,
     runId,
     objectKey: run.object_key,

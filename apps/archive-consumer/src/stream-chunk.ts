@@ -1,6 +1,14 @@
 import { once } from "node:events";
 import { createGzip } from "node:zlib";
-import { type ChunkRow, type PageSource, PartCutter, rangePages, toHex, type UploadedPart } from "@path-stats/shared";
+import {
+  type ArchivedTable,
+  type ChunkRow,
+  type PageSource,
+  PartCutter,
+  rangePages,
+  toHex,
+  type UploadedPart,
+} from "@path-stats/shared";
 
 export interface ChunkResult {
   rows: number;
@@ -76,6 +84,7 @@ function timedQueries(db: D1Database, stages: ChunkStages): PageSource {
 export async function streamChunkToParts(options: {
   db: D1Database;
   upload: R2MultipartUpload;
+  table: ArchivedTable;
   date: string;
   chunk: Pick<ChunkRow, "rowid_lo" | "rowid_hi" | "first_part" | "max_parts">;
   partSize: number;
@@ -84,7 +93,7 @@ export async function streamChunkToParts(options: {
   /** Called at every page and before every part upload; throws to stop the chunk (its claim is gone). */
   heartbeat: () => Promise<void>;
 }): Promise<ChunkResult> {
-  const { db, upload, date, chunk, partSize, pageRows, isLastChunk, heartbeat } = options;
+  const { db, upload, table, date, chunk, partSize, pageRows, isLastChunk, heartbeat } = options;
   let rows = 0;
   let rawBytes = 0;
   let rowsRead = 0;
@@ -97,6 +106,7 @@ export async function streamChunkToParts(options: {
   const digestWriter = digest.getWriter();
 
   const pages = rangePages(timedQueries(db, stages), {
+    table,
     date,
     rowidLo: chunk.rowid_lo,
     rowidHi: chunk.rowid_hi,

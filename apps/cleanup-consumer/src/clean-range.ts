@@ -1,15 +1,18 @@
 import {
+  type ArchivedTable,
   ArchiveReadError,
   archivedLineId,
   type ChunkRow,
   type CleanupRangeMessage,
   type Config,
   chunkWindows,
+  dayRangeSql,
   exactRowsJson,
   logEvent,
   markDayCleanedIfDone,
   type RunRow,
   recordPoint,
+  tableSql,
 } from "@path-stats/shared";
 import { continueLater, windowQueries } from "./query-budget.ts";
 import { exactMatchFor, loadRange, MAX_BATCH_BYTES, verifyRange } from "./verify-range.ts";
@@ -64,7 +67,7 @@ export async function cleanRange(
     rowidHi: chunk.rowid_hi,
   };
   if (chunk.cleanup_state === "cleaned") {
-    await markCleanedIfDone(db, run, now);
+    await markCleanedIfDone(db, config.table, run, now);
     return "already_cleaned";
   }
   if (run.status !== "archived") {
@@ -82,7 +85,7 @@ export async function cleanRange(
   }
   const { manifest, etag } = verified;
   let queriesLeft = windowQueries(config);
-  const match = await exactMatchFor(db, run, manifest);
+  const match = await exactMatchFor(db, config.table, run, manifest);
   if (typeof match === "string") {
     await refuse(env, run, chunk, now, match);
     return "refused";
@@ -141,12 +144,12 @@ export async function cleanRange(
         next = windows.next();
         next.catch(() => {}); // awaited on the next turn; a failure must not go unhandled meanwhile
         const { text, lines } = window.value;
-        const last = archivedLineId(text.slice(text.lastIndexOf("\n") + 1));
+        const last = archivedLineId(text.slice(text.lastIndexOf("\n") + 1), manifest.idColumn);
         if (last <= after) continue; // done by an earlier invocation of this pass
         if (queriesLeft < 2) return done;
         const statementStarted = Date.now();
         const firstEnd = text.indexOf("\n");
-        const first = archivedLineId(firstEnd === -1 ? text : text.slice(0, firstEnd));
+        const first = archivedLineId(firstEnd === -1 ? text : text.slice(0, firstEnd), manifest.idColumn);
         if (byRowInARow >= ROW_BY_ROW_AFTER || (await deleteTogether(text, first, last)) !== lines) {
           windowsMatchedByRow++;
           byRowInARow++;
@@ -203,7 +206,7 @@ export async function cleanRange(
 
     // What is left of the date in the range is in no archive: a later run takes it.
     const left = await db
-      .prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3")
+      .prepare(`SELECT COUNT(*) AS n FROM ${tableSql(config.table)} WHERE ${dayRangeSql(config.table, 1)}`)
       .bind(run.date, chunk.rowid_lo, chunk.rowid_hi)
       .first<{ n: number }>();
     rowsLeft = left?.n ?? 0;
@@ -253,7 +256,7 @@ export async function cleanRange(
   }
   if (rowsLeft > 0) logEvent("cleanup.rows_not_archived", { ...where, rowsLeft });
   // Cleaned when the last range finished, not when its message arrived: the run's cleaned_at times cleanup.
-  await markCleanedIfDone(db, run, new Date());
+  await markCleanedIfDone(db, config.table, run, new Date());
   return "cleaned";
 }
 
@@ -294,7 +297,7 @@ async function refuse(env: Env, run: RunRow, chunk: ChunkRow, now: Date, reason:
  * Closes what this range may have completed: the run, once all its ranges are
  * deleted (with its totals), and the date, once nothing of it is left in D1.
  */
-async function markCleanedIfDone(db: D1Database, run: RunRow, now: Date): Promise<void> {
+async function markCleanedIfDone(db: D1Database, table: ArchivedTable, run: RunRow, now: Date): Promise<void> {
   const runDone = await db
     .prepare(
       `UPDATE archive_runs SET cleaned_at = ?1, cleanup_error = NULL,
@@ -305,5 +308,5 @@ async function markCleanedIfDone(db: D1Database, run: RunRow, now: Date): Promis
     .bind(now.toISOString(), run.run_id)
     .run();
   if (runDone.meta.changes) logEvent("cleanup.run_cleaned", { runId: run.run_id, date: run.date });
-  await markDayCleanedIfDone(db, run.date, now);
+  await markDayCleanedIfDone(db, table, run.date, now);
 }

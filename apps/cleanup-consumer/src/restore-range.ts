@@ -7,8 +7,11 @@ import {
   type Config,
   chunkWindows,
   exactRowsJson,
+  idSql,
   logEvent,
   type RunRow,
+  sqlString,
+  tableSql,
   windowIds,
 } from "@path-stats/shared";
 import { continueLater, windowQueries } from "./query-budget.ts";
@@ -68,17 +71,20 @@ export async function restoreRange(
     return "refused";
   }
   const { manifest, etag } = verified;
-  const match = await exactMatchFor(db, run, manifest);
+  const match = await exactMatchFor(db, config.table, run, manifest);
   if (typeof match === "string") {
     await refuse(db, chunk, match);
     return "refused";
   }
 
   // Every value exactly as archived (a REAL rebuilt from its bits, not parsed from its digits).
+  const table = tableSql(config.table);
+  const tId = idSql(config.table, "t");
+  const archivedId = `j.value ->> ${sqlString(`$.${config.table.id}`)}`;
   const insertMissing = db.prepare(
-    `INSERT INTO traffic_events (${match.insertColumns})
+    `INSERT INTO ${table} (${match.insertColumns})
      SELECT ${match.insertValues} FROM ${ARCHIVED_ROWS} j
-     WHERE NOT EXISTS (SELECT 1 FROM traffic_events t WHERE t.id = j.value ->> '$.id')
+     WHERE NOT EXISTS (SELECT 1 FROM ${table} t WHERE ${tId} = ${archivedId})
        AND NOT EXISTS (${runsArchivingRange("?2", "?3", "?4")})`,
   );
   const archivingThisRange = db.prepare(`${runsArchivingRange("?1", "?2", "?3")} LIMIT 1`);
@@ -87,7 +93,7 @@ export async function restoreRange(
     "UPDATE archive_chunks SET rows_restored = rows_restored + changes() WHERE run_id = ?1 AND chunk_index = ?2",
   );
   const differing = db.prepare(
-    `SELECT t.id FROM ${ARCHIVED_ROWS} j CROSS JOIN traffic_events t ON t.id = j.value ->> '$.id'
+    `SELECT ${tId} AS id FROM ${ARCHIVED_ROWS} j CROSS JOIN ${table} t ON ${tId} = ${archivedId}
      WHERE NOT (${match.rowIsArchived}) LIMIT ${CONFLICTS_NAMED}`,
   );
   let queriesLeft = windowQueries(config);
@@ -106,7 +112,7 @@ export async function restoreRange(
       etag,
     })) {
       const text = await newer.withoutSuperseded(window.text);
-      const last = archivedLineId(window.text.slice(window.text.lastIndexOf("\n") + 1));
+      const last = archivedLineId(window.text.slice(window.text.lastIndexOf("\n") + 1), manifest.idColumn);
       if (last <= after) continue; // restored by an earlier invocation of this range
       if (queriesLeft < 1) {
         // This invocation's D1 queries are spent: the next one goes on from here.
@@ -217,7 +223,7 @@ async function newerContent(
         maxBytes: MAX_BATCH_BYTES,
         etag: verified.etag,
       })) {
-        yield* windowIds(text);
+        yield* windowIds(text, verified.manifest.idColumn);
       }
     })();
     const cursor = { next: () => ids.next(), close: () => ids.return(undefined), head: null as number | null };
@@ -231,7 +237,7 @@ async function newerContent(
     },
     async withoutSuperseded(text: string): Promise<string> {
       if (cursors.length === 0) return text;
-      const ids = windowIds(text);
+      const ids = windowIds(text, config.table.id);
       const lo = ids[0] as number;
       const hi = ids.at(-1) as number;
       const superseded = new Set<number>();

@@ -1,4 +1,5 @@
 import {
+  type ArchivedTable,
   ArchiveReadError,
   type ChunkRow,
   type CleanupRangeMessage,
@@ -96,10 +97,19 @@ export async function verifyRange(
 
 /**
  * The SQL that matches the table's rows, as they are now, against the
- * archive's exactly (exact-rows.ts), or why none can be: the table lost a
+ * archive's exactly (exact-rows.ts), or why none can be: the archive is of
+ * another table or id column than the one configured, or the table lost a
  * column the archive holds.
  */
-export async function exactMatchFor(db: D1Database, run: RunRow, manifest: Manifest): Promise<ExactMatch | string> {
-  const match = exactMatch(await readTableColumns(db), manifest.columns);
+export async function exactMatchFor(
+  db: D1Database,
+  table: ArchivedTable,
+  run: RunRow,
+  manifest: Manifest,
+): Promise<ExactMatch | string> {
+  if (manifest.table !== table.name || manifest.idColumn !== table.id) {
+    return `run ${run.run_id} of ${run.date} archived table ${manifest.table} (id ${manifest.idColumn}), but ARCHIVE_TABLE is ${table.name} (id ${table.id}): no row is matched against another table's archive`;
+  }
+  const match = exactMatch(table, await readTableColumns(db, table), manifest.columns);
   return typeof match === "string" ? `run ${run.run_id} of ${run.date}: ${match}` : match;
 }

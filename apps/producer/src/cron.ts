@@ -40,7 +40,7 @@ export async function runCron(env: Env, now: Date): Promise<void> {
   const today = utcDate(now);
   const failures: string[] = [];
 
-  const closed = (await closedDaysInD1(env.D1, today)).days.map((d) => d.date);
+  const closed = (await closedDaysInD1(env.D1, config.table, today)).days.map((d) => d.date);
   const latest = await latestRunStatus(env.D1, closed);
   let planned = 0;
   for (const date of closed) {

@@ -1,10 +1,13 @@
 import {
   type ArchiveChunkMessage,
+  type ArchivedTable,
   type Config,
   cutSpan,
+  dayRangeSql,
   estimatePieces,
   firstPartOf,
   gzipSize,
+  idSql,
   jsonLine,
   logEvent,
   manifestKey,
@@ -18,6 +21,7 @@ import {
   type RunRow,
   readConfig,
   rowsPerChunk,
+  tableSql,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
 import { enqueueArchiveChunks, resumeStalledRun } from "./enqueue.ts";
@@ -70,7 +74,7 @@ export async function planArchive(
     .prepare("SELECT * FROM archive_runs WHERE date = ?1 AND status = 'archived' ORDER BY rowid DESC LIMIT 1")
     .bind(date)
     .first<RunRow>();
-  const intervals = await unarchivedIntervals(db, date);
+  const intervals = await unarchivedIntervals(db, config.table, date);
   if (intervals.length === 0) {
     await clearRefusal(db, date);
     return latest
@@ -92,8 +96,10 @@ export async function planArchive(
   }
   await clearRefusal(db, date);
 
-  const sample = await sampleGzBytesPerRow(db, date, lo, hi);
-  const probed = await Promise.all(intervals.map((interval) => probeInterval(db, date, interval.lo, interval.hi)));
+  const sample = await sampleGzBytesPerRow(db, config.table, date, lo, hi);
+  const probed = await Promise.all(
+    intervals.map((interval) => probeInterval(db, config.table, date, interval.lo, interval.hi)),
+  );
   const estimatedRows = probed.reduce((sum, p) => sum + p.pieces.reduce((rows, piece) => rows + piece.rows, 0), 0);
   const partsPerChunk = partsPerChunkFor({
     estimatedRows,
@@ -118,7 +124,7 @@ export async function planArchive(
   }
 
   const runId = nanoid();
-  const key = objectKey(date, runId);
+  const key = objectKey(config.table, date, runId);
   const upload = await env.R2_ARCHIVE.createMultipartUpload(key, {
     httpMetadata: { contentType: "application/gzip" },
     customMetadata: { date, runId, format: "jsonl+gzip" },
@@ -148,7 +154,7 @@ export async function planArchive(
           runId,
           date,
           key,
-          manifestKey(date, runId),
+          manifestKey(config.table, date, runId),
           upload.uploadId,
           config.PART_SIZE_BYTES,
           lo,
@@ -244,7 +250,11 @@ async function resumeInFlight(env: Env, config: Config, run: RunRow, now: Date):
  * ranges (rows that entered them after they were archived). Finding them
  * costs two index seeks per free interval, never a scan of archived rows.
  */
-async function unarchivedIntervals(db: D1Database, date: string): Promise<{ lo: number; hi: number }[]> {
+async function unarchivedIntervals(
+  db: D1Database,
+  table: ArchivedTable,
+  date: string,
+): Promise<{ lo: number; hi: number }[]> {
   const { results: held } = await db
     .prepare(
       `SELECT c.rowid_lo AS lo, c.rowid_hi AS hi FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
@@ -261,8 +271,9 @@ async function unarchivedIntervals(db: D1Database, date: string): Promise<{ lo: 
     from = Math.max(from, range.hi + 1);
   }
   free.push({ lo: from, hi: 1e19 });
+  const id = idSql(table);
   const bounds = db.prepare(
-    "SELECT MIN(id) AS lo, MAX(id) AS hi FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3",
+    `SELECT MIN(${id}) AS lo, MAX(${id}) AS hi FROM ${tableSql(table)} WHERE ${dayRangeSql(table, 1)}`,
   );
   const found = await db.batch<{ lo: number | null; hi: number | null }>(
     free.map((f) => bounds.bind(date, f.lo, f.hi)),
@@ -279,6 +290,7 @@ async function unarchivedIntervals(db: D1Database, date: string): Promise<{ lo: 
  */
 async function sampleGzBytesPerRow(
   db: D1Database,
+  table: ArchivedTable,
   date: string,
   lo: number,
   hi: number,
@@ -286,7 +298,7 @@ async function sampleGzBytesPerRow(
   const sampleRows = Math.min(MAX_SAMPLE_ROWS, Math.max(MIN_SAMPLE_ROWS, Math.ceil((hi - lo + 1) / 100)));
   const perWindow = Math.ceil(sampleRows / SAMPLE_WINDOWS);
   const statement = db.prepare(
-    "SELECT * FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id LIMIT ?4",
+    `SELECT * FROM ${tableSql(table)} WHERE ${dayRangeSql(table, 1)} ORDER BY ${idSql(table)} LIMIT ?4`,
   );
   const starts = new Set<number>();
   for (let w = 0; w < SAMPLE_WINDOWS; w++) starts.add(lo + Math.floor((w * (hi - lo + 1)) / SAMPLE_WINDOWS));
@@ -307,13 +319,15 @@ async function sampleGzBytesPerRow(
  */
 async function probeInterval(
   db: D1Database,
+  table: ArchivedTable,
   date: string,
   lo: number,
   hi: number,
 ): Promise<{ pieces: Piece[]; rowsRead: number }> {
+  const id = idSql(table);
   const probe = db.prepare(
-    `SELECT COUNT(*) AS n, MIN(id) AS first, MAX(id) AS last FROM (
-       SELECT id FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`,
+    `SELECT COUNT(*) AS n, MIN(k) AS first, MAX(k) AS last FROM (
+       SELECT ${id} AS k FROM ${tableSql(table)} WHERE ${dayRangeSql(table, 1)} ORDER BY ${id} LIMIT ?4)`,
   );
   const starts = probeStarts(lo, hi);
   const answers = await db.batch<{ n: number; first: number | null; last: number | null }>(

@@ -5,6 +5,7 @@ import {
   markDayCleanedIfDone,
   parseClosedDate,
   type RunRow,
+  readConfig,
 } from "@path-stats/shared";
 
 /** Cleanup that must not start: nothing was deleted. */
@@ -42,6 +43,7 @@ export async function planCleanup(
     resendAfterMs?: number;
   } = {},
 ): Promise<CleanupOutcome> {
+  const { table } = readConfig(env);
   const date = parseClosedDate(dateInput, now);
   const db = env.D1;
   // In insertion order (rowid), so the last is the latest run even when two share a timestamp.
@@ -82,7 +84,7 @@ export async function planCleanup(
     .all<{ run_id: string; chunk_index: number }>();
   if (ranges.length === 0) {
     // Every range is done: the day may still need its flag (its last rows left by another way).
-    await markDayCleanedIfDone(db, date, now);
+    await markDayCleanedIfDone(db, table, date, now);
     return {
       outcome: "nothing_to_clean",
       ranges: 0,

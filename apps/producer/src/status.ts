@@ -1,4 +1,4 @@
-import type { RunRow } from "@path-stats/shared";
+import { type ArchivedTable, daySql, type RunRow, tableSql } from "@path-stats/shared";
 
 export type DayState = "none" | "archiving" | "archived" | "cleaning" | "cleaned" | "failed" | "refused";
 
@@ -39,7 +39,12 @@ interface ChunkCounts {
  * reads every one of them (1M rows for a 1M day). `cost.d1RowsRead` says what
  * the call read.
  */
-export async function dayStatus(db: D1Database, date: string, options: { countLive?: boolean } = {}) {
+export async function dayStatus(
+  db: D1Database,
+  table: ArchivedTable,
+  date: string,
+  options: { countLive?: boolean } = {},
+) {
   const [runsResult, chunksResult, metadata, refusalResult, remaining] = await db.batch([
     db.prepare("SELECT * FROM archive_runs WHERE date = ?1 ORDER BY rowid").bind(date),
     db
@@ -74,7 +79,7 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
     db.prepare("SELECT * FROM archive_metadata WHERE date = ?1").bind(date),
     db.prepare("SELECT reason, refused_at FROM archive_refusals WHERE date = ?1").bind(date),
     ...(options.countLive
-      ? [db.prepare("SELECT COUNT(*) AS n FROM traffic_events WHERE event_date = ?1").bind(date)]
+      ? [db.prepare(`SELECT COUNT(*) AS n FROM ${tableSql(table)} WHERE ${daySql(table)} = ?1`).bind(date)]
       : []),
   ]);
   const runs = (runsResult?.results ?? []) as RunRow[];
@@ -158,6 +163,7 @@ export async function dayStatus(db: D1Database, date: string, options: { countLi
 
   const archivedRuns = runViews.filter((r) => r.status === "archived");
   return {
+    table: table.name,
     date,
     status: dayState(runViews, meta?.d1_cleaned === 1, refusal !== null),
     /** Why planning last refused to archive the day (the row id it could not read exactly), or null. */

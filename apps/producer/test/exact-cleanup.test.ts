@@ -220,7 +220,7 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
               sql
                 .replace("AND (SELECT yes FROM same)", "AND 0")
                 .replace(
-                  /^DELETE FROM "traffic_events" WHERE id IN \(/,
+                  /^DELETE FROM "traffic_events" WHERE "id" IN \(/,
                   `DELETE FROM "traffic_events" WHERE id <> ${blind} AND id IN (`,
                 ),
             );
@@ -318,7 +318,7 @@ describe("a row leaves D1 only if its archive gives it back exactly", () => {
     // After the deletes, before the range is marked cleaned: a writer that assigns ids puts row 50 back.
     const racing = faultyD1([
       {
-        match: /SELECT COUNT\(\*\) AS n FROM traffic_events WHERE event_date = \?1 AND id >= \?2/,
+        match: /SELECT COUNT\(\*\) AS n FROM "traffic_events" WHERE "event_date" = \?1 AND "id" >= \?2/,
         times: 1,
         effect: "stall",
         until: async () => {

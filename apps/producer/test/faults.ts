@@ -59,6 +59,30 @@ export function deliverCleanup(body: unknown, testEnv: Env = env, attempts = 1):
   return deliverTo("cleanup-ranges", body, testEnv, attempts);
 }
 
+/**
+ * Delivers the messages a plan sends to one queue, and those they send in
+ * turn, until none is left; returns how many. `vars` override the env's (a
+ * table of the test's own, a smaller query budget). A message retried
+ * instead of acked fails the test.
+ */
+export async function deliverAll(
+  plan: (testEnv: Env) => Promise<unknown>,
+  vars: Record<string, string> = {},
+  queue: keyof typeof consumers = "cleanup-ranges",
+): Promise<number> {
+  const captured = capturingQueue();
+  const binding = queue === "archive-chunks" ? "ARCHIVE_QUEUE" : "CLEANUP_QUEUE";
+  const testEnv = { ...env, ...vars, [binding]: captured } as Env;
+  await plan(testEnv);
+  let delivered = 0;
+  for (let message = captured.sent.shift(); message; message = captured.sent.shift()) {
+    const outcome = await deliverTo(queue, message, testEnv, 1);
+    if (outcome !== "ack") throw new Error(`a ${queue} message was retried: ${JSON.stringify(message)}`);
+    delivered++;
+  }
+  return delivered;
+}
+
 /** The env with every R2 uploadPart held until `gate` resolves. */
 export function gatedUploadParts(gate: Promise<void>): Env {
   const bucket = env.R2_ARCHIVE;
@@ -198,11 +222,11 @@ export function faultyR2(
   });
 }
 
-/** The keyset page reads of the archiver and of cleanup's verification. */
 /** Cleanup's DELETE statements: a window's rows together (WITH … DELETE) or matched row by row. */
-export const DELETE_ROWS = /DELETE FROM "?traffic_events"? WHERE/;
+export const DELETE_ROWS = /DELETE FROM "traffic_events" WHERE/;
 
-export const PAGE_READ = /WHERE event_date = \?1 AND id > \?2 AND id <= \?3 ORDER BY id LIMIT \?4/;
+/** The archiver's text page reads. */
+export const PAGE_READ = /WHERE "event_date" = \?1 AND "id" > \?2 AND "id" <= \?3 ORDER BY "id" LIMIT \?4/;
 
 /**
  * D1 that notes the size, as JSON, of the largest answer to a statement

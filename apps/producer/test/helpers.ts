@@ -95,6 +95,14 @@ export async function runsOf(date: string): Promise<RunRow[]> {
   return results;
 }
 
+/** D1 rows read per archived row for a run: its planning and every chunk's pages (D1's own counts). */
+export async function readsPerRow(run: RunRow): Promise<number> {
+  const chunks = await env.D1.prepare("SELECT SUM(rows_read) AS n FROM archive_chunks WHERE run_id = ?1")
+    .bind(run.run_id)
+    .first<{ n: number }>();
+  return (run.plan_rows_read + (chunks?.n ?? 0)) / (run.archived_rows ?? 1);
+}
+
 /** Waits until the run leaves 'archiving'/'finalizing' (the queue consumers work in the background). */
 export async function waitForRun(runId: string, timeoutMs = 90_000): Promise<RunRow> {
   const deadline = Date.now() + timeoutMs;

@@ -97,7 +97,7 @@ describe("restore", () => {
     const { lines } = await archivedAndCleaned(date, 300);
     const { messages } = await restore(date);
     // DELETE_BATCH_ROWS is 50 in the tests: the second batch's INSERT dies.
-    const dying = { ...env, D1: faultyD1([{ match: /^INSERT INTO traffic_events/, skip: 1, times: 1 }]) };
+    const dying = { ...env, D1: faultyD1([{ match: /^INSERT INTO "traffic_events"/, skip: 1, times: 1 }]) };
     expect(await deliverCleanup(messages[0], dying)).toBe("retry");
     expect((await d1Rows(date)).length).toBe(50);
     expect(await deliverCleanup(messages[0], env, 2)).toBe("ack");

@@ -1,12 +1,12 @@
 import { env } from "cloudflare:workers";
-import { concatSql, quoteIdentifier, type RunRow } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
 import { planCleanup } from "../src/plan-cleanup.ts";
 import { planRestore } from "../src/restore/plan-restore.ts";
 import { planScrub } from "../src/scrub/plan-scrub.ts";
-import { capturingQueue, deliverCleanup } from "./faults.ts";
-import { archiveLines, waitForRun } from "./helpers.ts";
+import { deliverAll } from "./faults.ts";
+import { archiveLines, readsPerRow, waitForRun } from "./helpers.ts";
+import { type ColumnType, columnsOf, exactRows, TYPES, valueSql } from "./mixed-columns.ts";
 
 /**
  * Tables as wide as D1 allows (100 columns), of every type, through the
@@ -19,29 +19,13 @@ import { archiveLines, waitForRun } from "./helpers.ts";
 const NOW = new Date("2026-11-25T12:00:00Z");
 const BASE_COLUMNS = 11; // traffic_events, id included
 
-/** Declared types in turn: INTEGER, REAL, TEXT, NUMERIC and none (BLOB affinity). */
-const TYPES = ["INTEGER", "REAL", "TEXT", "NUMERIC", ""] as const;
-
-/** Column k's value in row i, as SQL: NULLs, REALs of any exponent, integers near 2^53, unicode text. */
-function valueSql(type: (typeof TYPES)[number], k: number): string {
-  const value = {
-    INTEGER: `CASE WHEN i % 5 = 0 THEN 9007199254740991 - i ELSE i * ${k} - 5000 END`,
-    REAL: `(random() / 9.2233720368547758e18) * pow(10, (i * 31 + ${k}) % 600 - 300)`,
-    TEXT: `'v' || i || '-${k} ' || substr('äß€😀''"\\' || char(10), 1, (i + ${k}) % 9)`,
-    NUMERIC: "CASE WHEN i % 2 THEN i + 0.25 ELSE i END",
-    // No affinity: text or integers (an integral REAL there would fail the run: JSON restores it as an INTEGER).
-    "": "CASE WHEN i % 2 THEN 't' || i ELSE i * 3 END",
-  }[type];
-  return `CASE WHEN (i + ${k}) % 7 = 0 THEN NULL ELSE ${value} END`;
-}
-
 /** Widens traffic_events to `total` columns and writes `rows` rows of the date into it; returns the added names. */
 async function wideDay(date: string, rows: number, total: number): Promise<string[]> {
   const added = Array.from({ length: total - BASE_COLUMNS }, (_, k) => `x${k}`);
   for (const [k, name] of added.entries()) {
     await env.D1.exec(`ALTER TABLE traffic_events ADD COLUMN ${name} ${TYPES[k % TYPES.length]}`);
   }
-  const values = added.map((_, k) => valueSql(TYPES[k % TYPES.length] as (typeof TYPES)[number], k));
+  const values = added.map((_, k) => valueSql(TYPES[k % TYPES.length] as ColumnType, k));
   await env.D1.prepare(
     `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
      INSERT INTO traffic_events (event_date, ts, path, method, status, latency_ms, bytes, ${added.join(", ")})
@@ -56,50 +40,9 @@ async function narrow(added: readonly string[]): Promise<void> {
   for (const name of added) await env.D1.exec(`ALTER TABLE traffic_events DROP COLUMN ${name}`);
 }
 
-/**
- * The date's rows exactly: values as D1 returns them (a REAL is the same
- * double), with each value's SQLite type beside them, so that 3 and 3.0, or
- * '3' and 3, differ.
- */
-async function exactRows(date: string, columns: readonly string[]): Promise<unknown[]> {
-  const types = concatSql(columns.map((c) => `substr(typeof(${quoteIdentifier(c)}), 1, 1)`));
-  const { results: values } = await env.D1.prepare("SELECT * FROM traffic_events WHERE event_date = ?1 ORDER BY id")
-    .bind(date)
-    .all();
-  const { results: typed } = await env.D1.prepare(
-    `SELECT ${types} AS types FROM traffic_events WHERE event_date = ?1 ORDER BY id`,
-  )
-    .bind(date)
-    .all<{ types: string }>();
-  return values.map((row, i) => ({ ...row, types: typed[i]?.types }));
-}
-
-async function columnsOfTable(): Promise<string[]> {
-  const { results } = await env.D1.prepare("PRAGMA table_info(traffic_events)").all<{ name: string }>();
-  return results.map((c) => c.name);
-}
-
-async function readsPerRow(run: RunRow): Promise<number> {
-  const chunks = await env.D1.prepare("SELECT SUM(rows_read) AS n FROM archive_chunks WHERE run_id = ?1")
-    .bind(run.run_id)
-    .first<{ n: number }>();
-  return (run.plan_rows_read + (chunks?.n ?? 0)) / (run.archived_rows ?? 1);
-}
-
-/** Delivers the cleanup-ranges messages a plan sends, and those they send in turn, until none is left. */
-async function deliverAll(
-  plan: (testEnv: Env) => Promise<unknown>,
-  vars: Record<string, string> = {},
-): Promise<number> {
-  const queue = capturingQueue();
-  const testEnv = { ...env, ...vars, CLEANUP_QUEUE: queue };
-  await plan(testEnv);
-  let delivered = 0;
-  for (let message = queue.sent.shift(); message; message = queue.sent.shift()) {
-    expect(await deliverCleanup(message, testEnv)).toBe("ack");
-    delivered++;
-  }
-  return delivered;
+/** The date's rows exactly (mixed-columns.ts). */
+function exactDayRows(date: string, columns: readonly string[]): Promise<unknown[]> {
+  return exactRows("traffic_events", columns, "event_date = ?1", "id", date);
 }
 
 describe("a table as wide as D1 allows", () => {
@@ -109,9 +52,9 @@ describe("a table as wide as D1 allows", () => {
       const rows = 25_000;
       const added = await wideDay(date, rows, total);
       try {
-        const columns = await columnsOfTable();
+        const columns = await columnsOf("traffic_events");
         expect(columns).toHaveLength(total);
-        const before = await exactRows(date, columns);
+        const before = await exactDayRows(date, columns);
 
         const planned = await planArchive(env, date, NOW);
         const run = await waitForRun(planned.run?.run_id ?? "");
@@ -138,7 +81,7 @@ describe("a table as wide as D1 allows", () => {
         expect(await deliverAll((e) => planCleanup(e, date, NOW), { D1_QUERIES_PER_INVOCATION: "50" })).toBeGreaterThan(
           ranges,
         );
-        expect(await exactRows(date, columns)).toEqual([]);
+        expect(await exactDayRows(date, columns)).toEqual([]);
         const cleaned = await env.D1.prepare("SELECT cleaned_at, rows_deleted FROM archive_runs WHERE run_id = ?1")
           .bind(run.run_id)
           .first<{ cleaned_at: string | null; rows_deleted: number }>();
@@ -149,7 +92,7 @@ describe("a table as wide as D1 allows", () => {
         expect(
           await deliverAll((e) => planRestore(e, date, null, NOW), { D1_QUERIES_PER_INVOCATION: "50" }),
         ).toBeGreaterThan(ranges);
-        expect(await exactRows(date, columns)).toEqual(before);
+        expect(await exactDayRows(date, columns)).toEqual(before);
       } finally {
         await env.D1.prepare("DELETE FROM traffic_events WHERE event_date = ?1").bind(date).run();
         await narrow(added);

@@ -125,22 +125,24 @@ export async function* chunkWindows(
   }
 }
 
-/** The id of an archived line; a line without a numeric id is no archive of ours. */
-export function archivedLineId(line: string): number {
+/** The id (in column `idColumn`, the manifest's) of an archived line; a line without a numeric id is no archive of ours. */
+export function archivedLineId(line: string, idColumn: string): number {
   let id: unknown;
   try {
-    id = (JSON.parse(line) as { id?: unknown } | null)?.id;
+    id = (JSON.parse(line) as Record<string, unknown> | null)?.[idColumn];
   } catch {}
-  if (typeof id !== "number") throw new ArchiveReadError(`an archived line has no numeric id: ${line.slice(0, 80)}`);
+  if (typeof id !== "number") {
+    throw new ArchiveReadError(`an archived line has no numeric ${idColumn}: ${line.slice(0, 80)}`);
+  }
   return id;
 }
 
 /** The ids of a window's lines (joined by newlines), in order. */
-export function windowIds(text: string): number[] {
+export function windowIds(text: string, idColumn: string): number[] {
   const ids: number[] = [];
   for (let start = 0; start <= text.length; ) {
     const end = text.indexOf("\n", start);
-    ids.push(archivedLineId(text.slice(start, end === -1 ? text.length : end)));
+    ids.push(archivedLineId(text.slice(start, end === -1 ? text.length : end), idColumn));
     if (end === -1) break;
     start = end + 1;
   }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type ArchivedTable, type ArchivedTableVars, parseArchivedTable } from "./archived-table/archived-table.ts";
 
 const MiB = 1024 * 1024;
 
@@ -85,18 +86,23 @@ const ConfigVars = z.object({
    */
   MAX_OBJECT_MIB_PER_MILLION_ROWS: intVar(32, 1, 10_000),
 });
-export type Config = z.output<typeof ConfigVars>;
+export type Config = z.output<typeof ConfigVars> & {
+  /** The table archived (ARCHIVE_TABLE and the vars beside it). */
+  table: ArchivedTable;
+};
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
 /** Reads the configuration from a Worker's env, refusing bad values loudly. */
-export function readConfig(env: Partial<Record<keyof Config, string>>): Config {
+export function readConfig(env: Partial<Record<keyof z.input<typeof ConfigVars>, string>> & ArchivedTableVars): Config {
   const parsed = ConfigVars.safeParse(env);
-  if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new ConfigError(`invalid configuration: ${detail}`);
-  }
-  return parsed.data;
+  const table = parseArchivedTable(env);
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)),
+    ...(Array.isArray(table) ? table : []),
+  ];
+  if (!parsed.success || Array.isArray(table)) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  return { ...parsed.data, table };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { ArchivedTable } from "./archived-table/archived-table.ts";
 import { affinityOf, exactMatch, exactNumber, exactRowsJson, type TableColumn } from "./exact-rows.ts";
 
 /** Doubles from random bit patterns: every exponent, subnormals included. */
@@ -88,6 +89,13 @@ describe("affinityOf", () => {
 });
 
 describe("exactMatch", () => {
+  const target: ArchivedTable = {
+    name: "events",
+    id: "id",
+    dayColumn: "event_date",
+    dayForm: "date",
+    keyPrefix: "events/event_date=",
+  };
   const table: TableColumn[] = [
     { name: "id", affinity: "INTEGER", defaultSql: null },
     { name: "event_date", affinity: "TEXT", defaultSql: null },
@@ -95,22 +103,29 @@ describe("exactMatch", () => {
   ];
 
   it("refuses an archive with a column the table lost, naming it", () => {
-    const refusal = exactMatch(table, ["id", "event_date", "country"]);
+    const refusal = exactMatch(target, table, ["id", "event_date", "country"]);
     expect(typeof refusal).toBe("string");
     expect(refusal).toMatch(/"country"/);
   });
 
   it("holds a column the archive lacks to what a restore would put there", () => {
-    const match = exactMatch(table, ["id", "event_date"]);
+    const match = exactMatch(target, table, ["id", "event_date"]);
     if (typeof match === "string") throw new Error(match);
     expect(match.rowIsArchived).toContain(`t."region" IS ('eu')`);
     expect(match.deleteIfSameLines).toContain(`NOT ("region" IS ('eu'))`);
     expect(match.insertColumns).toBe(`"id", "event_date"`);
   });
 
+  it("refuses an archive without the table's id column", () => {
+    const other = { ...target, id: "event_id" };
+    expect(
+      exactMatch(other, [{ name: "event_id", affinity: "INTEGER", defaultSql: null }, ...table], ["id", "event_date"]),
+    ).toMatch(/"event_id"/);
+  });
+
   it("refuses names that cannot go into a JSON path", () => {
-    expect(typeof exactMatch([...table, { name: "a.b", affinity: "TEXT", defaultSql: null }], ["id", "a.b"])).toBe(
-      "string",
-    );
+    expect(
+      typeof exactMatch(target, [...table, { name: "a.b", affinity: "TEXT", defaultSql: null }], ["id", "a.b"]),
+    ).toBe("string");
   });
 });

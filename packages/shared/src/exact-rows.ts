@@ -1,5 +1,5 @@
+import { type ArchivedTable, dayRangeSql, daySql, idSql, tableSql } from "./archived-table/archived-table.ts";
 import { jsonLineSql, quoteIdentifier } from "./jsonl.ts";
-import { ARCHIVE_TABLE } from "./keys.ts";
 import { balanced } from "./wide-sql.ts";
 
 /**
@@ -50,9 +50,9 @@ export function affinityOf(declaredType: string): Affinity {
 }
 
 /** The archived table's columns in table order, as `SELECT *` returns them. */
-export async function readTableColumns(db: ColumnSource): Promise<TableColumn[]> {
+export async function readTableColumns(db: ColumnSource, table: ArchivedTable): Promise<TableColumn[]> {
   const { results } = await db
-    .prepare(`PRAGMA table_info(${ARCHIVE_TABLE})`)
+    .prepare(`PRAGMA table_info(${tableSql(table)})`)
     .bind()
     .all<{ name: string; type: string; dflt_value: string | null }>();
   return results.map((c) => ({ name: c.name, affinity: affinityOf(c.type), defaultSql: c.dflt_value }));
@@ -106,7 +106,7 @@ export const ARCHIVED_ROWS = "(SELECT jsonb(value) AS value FROM json_each(?1) L
 /** The SQL for one table's rows against one archive's columns. */
 export interface ExactMatch {
   /**
-   * Deletes the date's rows with id in [?3, ?4] only if, together and in id
+   * Deletes the rows of day ?2 with id in [?3, ?4] only if, together and in id
    * order, SQLite writes them as exactly the archived lines ?1 (joined by
    * newlines, as archived) and each of them is one SQLite writes exactly (no
    * REAL, no integer beyond ±2^53) with every column the archive lacks at
@@ -118,7 +118,7 @@ export interface ExactMatch {
    * id range with no check at all.
    */
   deleteIfSameLines: string;
-  /** Deletes the rows of date ?2 with id in [?3, ?4] that equal an archived row of ?1 (exactRowsJson). */
+  /** Deletes the rows of day ?2 with id in [?3, ?4] that equal an archived row of ?1 (exactRowsJson). */
   deleteArchived: string;
   /** SQL that holds when D1's row `t` is exactly what restoring the ARCHIVED_ROWS row `j` gives. */
   rowIsArchived: string;
@@ -131,15 +131,19 @@ export interface ExactMatch {
  * The exact-match SQL for the table's current columns and an archive's
  * columns, or why no row of that archive can be matched.
  */
-export function exactMatch(table: readonly TableColumn[], archived: readonly string[]): ExactMatch | string {
+export function exactMatch(
+  target: ArchivedTable,
+  table: readonly TableColumn[],
+  archived: readonly string[],
+): ExactMatch | string {
   const byName = new Map(table.map((c) => [c.name, c]));
   const gone = archived.filter((name) => !byName.has(name));
   if (gone.length > 0) {
-    return `the table ${ARCHIVE_TABLE} has no column ${gone.map((c) => JSON.stringify(c)).join(", ")} any more, which the archive holds: a restore could not put it back, so no row of it is deleted. Add the column back (or rename it back), then trigger cleanup again`;
+    return `the table ${target.name} has no column ${gone.map((c) => JSON.stringify(c)).join(", ")} any more, which the archive holds: a restore could not put it back, so no row of it is deleted. Add the column back (or rename it back), then trigger cleanup again`;
   }
   // Archived names go into JSON paths: only plain identifiers are accepted.
-  if (archived.some((c) => !PLAIN_COLUMN.test(c)) || !archived.includes("id")) {
-    return `the archive's columns ${JSON.stringify(archived)} cannot be matched (need "id" and plain names)`;
+  if (archived.some((c) => !PLAIN_COLUMN.test(c)) || !archived.includes(target.id)) {
+    return `the archive's columns ${JSON.stringify(archived)} cannot be matched (need the id column ${JSON.stringify(target.id)} and plain names)`;
   }
   const t = (c: string) => `t.${quoteIdentifier(c)}`;
   const plain = (c: string) => quoteIdentifier(c);
@@ -178,17 +182,19 @@ export function exactMatch(table: readonly TableColumn[], archived: readonly str
     ),
     ...extra.map((c) => `NOT (${atRestoredValue(c, plain)})`),
   ];
-  const tableSql = quoteIdentifier(ARCHIVE_TABLE);
+  const from = tableSql(target);
+  const id = idSql(target);
   const deleteIfSameLines = `WITH same AS MATERIALIZED (
       SELECT count(*) = count(line) AND group_concat(line, char(10)) = ?1 AS yes FROM (
         SELECT CASE WHEN ${balanced(notWrittenExactly, "OR", "0")} THEN NULL ELSE ${jsonLineSql(archived)} END AS line
-        FROM ${tableSql} WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 ORDER BY id))
-    DELETE FROM ${tableSql} WHERE event_date = ?2 AND id >= ?3 AND id <= ?4 AND (SELECT yes FROM same)`;
+        FROM ${from} WHERE ${dayRangeSql(target, 2)} ORDER BY ${id}))
+    DELETE FROM ${from} WHERE ${dayRangeSql(target, 2)} AND (SELECT yes FROM same)`;
   // CROSS JOIN keeps the archived rows as the outer loop, one primary-key lookup each: left to itself,
-  // SQLite walks the whole range by the date index and scans the JSON for every row (quadratic).
-  const deleteArchived = `DELETE FROM ${tableSql} WHERE id IN (
-       SELECT t.id FROM ${ARCHIVED_ROWS} j CROSS JOIN ${tableSql} t ON t.id = j.value ->> '$.id'
-       WHERE t.event_date = ?2 AND t.id >= ?3 AND t.id <= ?4 AND ${rowIsArchived})`;
+  // SQLite walks the whole range by the day index and scans the JSON for every row (quadratic).
+  const tId = idSql(target, "t");
+  const deleteArchived = `DELETE FROM ${from} WHERE ${id} IN (
+       SELECT ${tId} FROM ${ARCHIVED_ROWS} j CROSS JOIN ${from} t ON ${tId} = j.value ->> ${path(target.id)}
+       WHERE ${daySql(target, "t")} = ?2 AND ${tId} >= ?3 AND ${tId} <= ?4 AND ${rowIsArchived})`;
   return {
     deleteIfSameLines,
     deleteArchived,

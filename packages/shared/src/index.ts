@@ -1,5 +1,7 @@
 export * from "./analytics.ts";
 export * from "./archive-reader.ts";
+export * from "./archived-table/archived-table.ts";
+export * from "./archived-table/install-sql.ts";
 export * from "./chunk-plan.ts";
 export * from "./config.ts";
 export * from "./consumer.ts";

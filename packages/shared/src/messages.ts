@@ -56,6 +56,14 @@ export type ManifestChunk = z.infer<typeof ManifestChunk>;
 export const Manifest = z.object({
   version: z.literal(1),
   table: z.string(),
+  /**
+   * The table's id column, which every line holds (ARCHIVE_ID_COLUMN when the
+   * run committed). Manifests written before it existed archived a column
+   * named "id".
+   */
+  idColumn: z.string().default("id"),
+  /** Where the table's rows had their day (ARCHIVE_DAY_COLUMN and ARCHIVE_DAY_FORM); absent before it existed. */
+  day: z.object({ column: z.string(), form: z.string() }).optional(),
   date: calendarDate,
   runId,
   objectKey: z.string(),

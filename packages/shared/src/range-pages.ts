@@ -1,4 +1,5 @@
 import { archivedLineId } from "./archive-reader.ts";
+import { type ArchivedTable, dayRangeSql, daySql, idSql, tableSql } from "./archived-table/archived-table.ts";
 import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
 import { balanced, sqlString } from "./wide-sql.ts";
@@ -70,11 +71,12 @@ export const TEXT_PAGE_BYTES = 1_200_000;
 export const PAGE_TARGET_BYTES = 4 * 1024 * 1024;
 
 /** What the row page query says of each row besides its values (see pageSql); never archived. */
+const ID = "__id";
 const WIDTH = "__width";
 const INEXACT = "__inexact";
 
-type Row = Record<string, unknown> & { id: number };
-type PageRow = Row & { [WIDTH]: number; [INEXACT]: string | null };
+type Row = Record<string, unknown>;
+type PageRow = Row & { [ID]: number; [WIDTH]: number; [INEXACT]: string | null };
 
 /** A text page's answer: the page's lines, or why it has none. */
 interface TextPage {
@@ -95,16 +97,17 @@ type TextAnswer = (TextPage & { rowsRead: number }) | "too big";
  * `lines` < `scanned` says the page needs a row page. The conditions are a
  * balanced OR: a chain over 100 columns would be deeper than D1 allows.
  */
-function textPageSql(columns: readonly TableColumn[]): string {
+function textPageSql(target: ArchivedTable, columns: readonly TableColumn[]): string {
   const inexact = columns.flatMap((c) => {
     const q = quoteIdentifier(c.name);
     // A BLOB that looks like SQLite's binary JSON would be written as JSON, not refused.
     if (c.affinity === "TEXT") return [`typeof(${q}) = 'blob'`];
     return [`${q} > 9007199254740991`, `${q} < -9007199254740991`, `typeof(${q}) = 'real'`];
   });
-  return `SELECT count(*) AS scanned, count(line) AS lines, max(id) AS last, group_concat(line, char(10)) AS text
-    FROM (SELECT id, CASE WHEN ${balanced(inexact, "OR", "0")} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line
-      FROM traffic_events WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4)`;
+  const id = idSql(target);
+  return `SELECT count(*) AS scanned, count(line) AS lines, max(${ID}) AS last, group_concat(line, char(10)) AS text
+    FROM (SELECT ${id} AS ${ID}, CASE WHEN ${balanced(inexact, "OR", "0")} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line
+      FROM ${tableSql(target)} WHERE ${dayRangeSql(target, 1, "(]")} ORDER BY ${id} LIMIT ?4)`;
 }
 
 /**
@@ -143,18 +146,19 @@ function inexactSql(columns: readonly TableColumn[], prefix = ""): string {
  * JSON cannot carry (inexactSql; empty if none). Carried in the id column so
  * that the answer has as many columns as the table, at most D1's 100.
  */
-function metaSql(table: readonly TableColumn[], width: string, prefix = ""): string {
-  return `printf('%d %d %s', ${width}, ${prefix}id, ${inexactSql(table, prefix)}) AS id`;
+function metaSql(target: ArchivedTable, table: readonly TableColumn[], width: string, prefix = ""): string {
+  return `printf('%d %d %s', ${width}, ${prefix}${idSql(target)}, ${inexactSql(table, prefix)}) AS ${idSql(target)}`;
 }
 
 /** Reads a row's id slot (metaSql) into its id, width and inexact value. */
-function unpack(row: Row): PageRow {
-  const meta = String(row.id);
+function unpack(row: Row, idColumn: string): PageRow {
+  const meta = String(row[idColumn]);
   const first = meta.indexOf(" ");
   const second = meta.indexOf(" ", first + 1);
   const page = row as PageRow;
   page[WIDTH] = Number(meta.slice(0, first));
-  page.id = Number(meta.slice(first + 1, second));
+  page[ID] = Number(meta.slice(first + 1, second));
+  page[idColumn] = page[ID];
   page[INEXACT] = meta.slice(second + 1) || null;
   return page;
 }
@@ -166,29 +170,33 @@ function unpack(row: Row): PageRow {
  * column; the subquery selects the table's columns with the id's slot
  * replaced by the meta, so it too has no more columns than the table.
  */
-function pageSql(table: readonly TableColumn[]): string {
+function pageSql(target: ArchivedTable, table: readonly TableColumn[]): string {
   const width = balanced(
     table.map((c) => `ifnull(length(${quoteIdentifier(c.name)}), 0)`),
     "+",
     "0",
   );
-  const inner = table.map((c) => (c.name === "id" ? metaSql(table, width) : quoteIdentifier(c.name)));
+  const id = idSql(target);
+  const inner = table.map((c) => (c.name === target.id ? metaSql(target, table, width) : quoteIdentifier(c.name)));
   const outer = table.map((c) =>
-    c.name === "id"
-      ? "id"
-      : `CASE WHEN CAST(id AS INTEGER) <= ?5 THEN ${quoteIdentifier(c.name)} END AS ${quoteIdentifier(c.name)}`,
+    c.name === target.id
+      ? id
+      : `CASE WHEN CAST(${id} AS INTEGER) <= ?5 THEN ${quoteIdentifier(c.name)} END AS ${quoteIdentifier(c.name)}`,
   );
+  // Ordered by the table's id, qualified: the subquery's own id column is the meta.
   return `SELECT ${outer.join(", ")} FROM (
-    SELECT ${inner.join(", ")} FROM traffic_events
-    WHERE event_date = ?1 AND id > ?2 AND id <= ?3 ORDER BY traffic_events.id LIMIT ?4 OFFSET 0)`;
+    SELECT ${inner.join(", ")} FROM ${tableSql(target)}
+    WHERE ${dayRangeSql(target, 1, "(]")} ORDER BY ${tableSql(target)}.${id} LIMIT ?4 OFFSET 0)`;
 }
 
 /** Wide rows of one page by id (a JSON array), in id order, with their meta (width 0) in the id slot. */
-function wideRowsSql(table: readonly TableColumn[]): string {
-  const select = table.map((c) => (c.name === "id" ? metaSql(table, "0", "t.") : `t.${quoteIdentifier(c.name)}`));
+function wideRowsSql(target: ArchivedTable, table: readonly TableColumn[]): string {
+  const select = table.map((c) =>
+    c.name === target.id ? metaSql(target, table, "0", "t.") : `t.${quoteIdentifier(c.name)}`,
+  );
   return `SELECT ${select.join(", ")}
-    FROM json_each(?2) AS j CROSS JOIN traffic_events AS t ON t.id = j.value
-    WHERE t.event_date = ?1 ORDER BY t.id`;
+    FROM json_each(?2) AS j CROSS JOIN ${tableSql(target)} AS t ON ${idSql(target, "t")} = j.value
+    WHERE ${daySql(target, "t")} = ?1 ORDER BY ${idSql(target, "t")}`;
 }
 
 /**
@@ -197,15 +205,16 @@ function wideRowsSql(table: readonly TableColumn[]): string {
  * an archived U+FFFD may stand for bytes the archive does not hold: such a
  * row is read again here, as bytes, to tell.
  */
-function textBytesSql(columns: readonly string[]): string {
-  // Not the id: it is an integer, and a second "id" column would hide the first.
+function textBytesSql(target: ArchivedTable, columns: readonly string[]): string {
+  // Not the id: it is an integer, and a second id column would hide the first.
   const hex = columns
-    .filter((c) => c !== "id")
+    .filter((c) => c !== target.id)
     .map((c) => {
       const q = quoteIdentifier(c);
       return `CASE typeof(${q}) WHEN 'text' THEN hex(CAST(${q} AS BLOB)) END AS ${q}`;
     });
-  return `SELECT id, ${hex.join(", ")} FROM traffic_events WHERE id IN (SELECT value FROM json_each(?1))`;
+  const id = idSql(target);
+  return `SELECT ${id}, ${hex.join(", ")} FROM ${tableSql(target)} WHERE ${id} IN (SELECT value FROM json_each(?1))`;
 }
 
 const REPLACEMENT = "\uFFFD";
@@ -224,13 +233,13 @@ function isUtf8(hex: string): boolean {
 }
 
 /** The ids of the lines of `text` that hold a U+FFFD. */
-function idsOfLinesWithReplacement(text: string): number[] {
+function idsOfLinesWithReplacement(text: string, idColumn: string): number[] {
   const ids: number[] = [];
   for (let at = text.indexOf(REPLACEMENT); at !== -1; ) {
     const start = text.lastIndexOf("\n", at) + 1;
     const end = text.indexOf("\n", at);
     const line = text.slice(start, end === -1 ? text.length : end);
-    ids.push(archivedLineId(line));
+    ids.push(archivedLineId(line, idColumn));
     if (end === -1) break;
     at = text.indexOf(REPLACEMENT, end);
   }
@@ -265,20 +274,21 @@ function checked(row: PageRow): Row {
     const kind = inexact.slice(at + 1);
     throw new UnencodableValueError(
       kind === "integer"
-        ? `row id ${row.id} has an integer beyond ±2^53 in column ${column}, which D1 may have rounded`
+        ? `row id ${row[ID]} has an integer beyond ±2^53 in column ${column}, which D1 may have rounded`
         : kind === "infinite"
-          ? `row id ${row.id} has a non-finite number in column ${column} (D1 returns ±Infinity as null)`
-          : `row id ${row.id} has an integral REAL (${String(row[column])}) in column ${column}, which has no type affinity: JSON would restore it as an INTEGER`,
+          ? `row id ${row[ID]} has a non-finite number in column ${column} (D1 returns ±Infinity as null)`
+          : `row id ${row[ID]} has an integral REAL (${String(row[column])}) in column ${column}, which has no type affinity: JSON would restore it as an INTEGER`,
     );
   }
   // Undefined properties are left out by JSON.stringify, and cost less than `delete`.
+  (row as Record<string, unknown>)[ID] = undefined;
   (row as Record<string, unknown>)[WIDTH] = undefined;
   (row as Record<string, unknown>)[INEXACT] = undefined;
   return row;
 }
 
 /**
- * The rows of `date` with rowid in [rowidLo, rowidHi], as JSON Lines pieces
+ * The rows of `table` of day `date` with id in [rowidLo, rowidHi], as JSON Lines pieces
  * of at most about TEXT_PAGE_BYTES (PAGE_TARGET_BYTES for row pages), in id
  * order. The next text page is fetched while the caller works on this one.
  * A value JSON cannot carry exactly fails with UnencodableValueError, naming
@@ -286,14 +296,15 @@ function checked(row: PageRow): Row {
  */
 export async function* rangePages(
   db: PageSource,
-  range: { date: string; rowidLo: number; rowidHi: number; maxPageRows: number },
+  range: { table: ArchivedTable; date: string; rowidLo: number; rowidHi: number; maxPageRows: number },
 ): AsyncGenerator<RangePage> {
-  const table = await readTableColumns(db);
+  const target = range.table;
+  const table = await readTableColumns(db, target);
   const columns = table.map((c) => c.name);
-  const textStatement = db.prepare(textPageSql(table));
-  const rowStatement = db.prepare(pageSql(table));
-  const wideStatement = db.prepare(wideRowsSql(table));
-  const textBytesStatement = db.prepare(textBytesSql(columns));
+  const textStatement = db.prepare(textPageSql(target, table));
+  const rowStatement = db.prepare(pageSql(target, table));
+  const wideStatement = db.prepare(wideRowsSql(target, table));
+  const textBytesStatement = db.prepare(textBytesSql(target, columns));
   /**
    * Fails the chunk, naming the row and column, if a U+FFFD in these lines
    * stands for bytes that are not UTF-8: JSON cannot carry them, and the
@@ -301,14 +312,14 @@ export async function* rangePages(
    */
   const checkText = async (text: string): Promise<number> => {
     if (!text.includes(REPLACEMENT)) return 0;
-    const ids = idsOfLinesWithReplacement(text);
+    const ids = idsOfLinesWithReplacement(text, target.id);
     const { results, meta } = await textBytesStatement.bind(JSON.stringify(ids)).all<Record<string, unknown>>();
     for (const row of results) {
       for (const column of columns) {
         const hex = row[column];
         if (typeof hex === "string" && !isUtf8(hex)) {
           throw new UnencodableValueError(
-            `row id ${String(row.id)} has text that is not valid UTF-8 in column ${column}, which JSON cannot carry`,
+            `row id ${String(row[target.id])} has text that is not valid UTF-8 in column ${column}, which JSON cannot carry`,
           );
         }
       }
@@ -410,7 +421,7 @@ export async function* rangePages(
     const page = await rowStatement.bind(range.date, after, range.rowidHi, limit, widthLimit).all<Row>();
     const waitMs = Date.now() - waitStarted;
     const rowsRead = page.meta.rows_read + earlierReads;
-    const rows = page.results.map(unpack);
+    const rows = page.results.map((row) => unpack(row, target.id));
     const last = rows.at(-1);
     if (!last) {
       if (rowsRead > 0)
@@ -418,6 +429,7 @@ export async function* rangePages(
       return { lastId: after, full: false, widthPerRow: 0, rows: 0, inexactRows: 0 };
     }
     // Before encoding, which drops each row's meta.
+    const lastId = last[ID];
     let width = 0;
     let inexactRows = 0;
     for (const row of rows) {
@@ -440,7 +452,7 @@ export async function* rangePages(
       yield* withWideRows(rows, widthLimit, rowsRead, waitMs);
     }
     return {
-      lastId: last.id,
+      lastId,
       full: rows.length === limit,
       widthPerRow: width / rows.length,
       rows: rows.length,
@@ -493,7 +505,7 @@ export async function* rangePages(
       for (; nextWide < wideIds.length; nextWide++) {
         const row = wideIds[nextWide] as PageRow;
         if (ids.length > 0 && width + row[WIDTH] > PAGE_TARGET_BYTES) break;
-        ids.push(row.id);
+        ids.push(row[ID]);
         width += row[WIDTH];
       }
       batchLastId = ids.at(-1) ?? batchLastId;
@@ -501,20 +513,22 @@ export async function* rangePages(
       const fetched = await wideStatement.bind(range.date, JSON.stringify(ids)).all<Row>();
       waitMs += Date.now() - waitStarted;
       rowsRead += fetched.meta.rows_read;
-      batch = fetched.results.map(unpack);
+      batch = fetched.results.map((row) => unpack(row, target.id));
       inBatch = 0;
     };
     for (const row of rows) {
-      if (row[WIDTH] <= widthLimit) {
+      // Taken before checked() drops the row's meta.
+      const width = row[WIDTH];
+      if (width <= widthLimit) {
         pending.push(checked(row));
       } else {
-        if (row.id > batchLastId) await readWideBatch();
-        while (inBatch < batch.length && (batch[inBatch] as Row).id < row.id) inBatch++;
+        if (row[ID] > batchLastId) await readWideBatch();
+        while (inBatch < batch.length && (batch[inBatch] as PageRow)[ID] < row[ID]) inBatch++;
         // A wide row deleted or moved to another date since its page was read is not archived.
         const found = batch[inBatch];
-        if (found?.id === row.id) pending.push(checked(found));
+        if (found?.[ID] === row[ID]) pending.push(checked(found));
       }
-      pendingWidth += row[WIDTH];
+      pendingWidth += width;
       if (pendingWidth >= PAGE_TARGET_BYTES) yield await flush();
     }
     if (pending.length > 0 || rowsRead > 0) yield await flush();

@@ -1,4 +1,5 @@
 import { recordPoint } from "./analytics.ts";
+import { type ArchivedTable, daySql, tableSql } from "./archived-table/archived-table.ts";
 import type { SqlDatabase } from "./d1.ts";
 import { errorMessage, logEvent } from "./log.ts";
 import type { RunRow } from "./rows.ts";
@@ -57,10 +58,15 @@ export async function failRun(
  * Marks a date cleaned when nothing of it is left to delete: no run in
  * flight, every range of every committed run cleaned, and no row of the date
  * in D1 (one index seek). Called after each range and by planning, so a day
- * whose rows all left D1 is never left at 0. Triggers on traffic_events reset
+ * whose rows all left D1 is never left at 0. Triggers on the archived table reset
  * the flag the moment a row of the date arrives again.
  */
-export async function markDayCleanedIfDone(db: SqlDatabase, date: string, now: Date): Promise<boolean> {
+export async function markDayCleanedIfDone(
+  db: SqlDatabase,
+  table: ArchivedTable,
+  date: string,
+  now: Date,
+): Promise<boolean> {
   const result = await db
     .prepare(
       `UPDATE archive_metadata SET d1_cleaned = 1, cleaned_at = ?1
@@ -69,7 +75,7 @@ export async function markDayCleanedIfDone(db: SqlDatabase, date: string, now: D
          AND NOT EXISTS (
            SELECT 1 FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
            WHERE r.date = ?2 AND r.status = 'archived' AND c.cleanup_state <> 'cleaned')
-         AND NOT EXISTS (SELECT 1 FROM traffic_events WHERE event_date = ?2)`,
+         AND NOT EXISTS (SELECT 1 FROM ${tableSql(table)} WHERE ${daySql(table)} = ?2)`,
     )
     .bind(now.toISOString(), date)
     .run();

@@ -5,6 +5,7 @@ import {
   isCalendarDate,
   logEvent,
   parseClosedDate,
+  readConfig,
 } from "@path-stats/shared";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -130,7 +131,7 @@ app
     const { date: input, count } = query(c.req.url, StatusQuery);
     const date = parseClosedDate(input, new Date());
     c.set("date", date);
-    return c.json(await dayStatus(c.env.D1, date, { countLive: count === "live" }));
+    return c.json(await dayStatus(c.env.D1, readConfig(c.env).table, date, { countLive: count === "live" }));
   })
   .get("/admin/health", async (c) => {
     query(c.req.url, z.object({}).strict());
@@ -139,12 +140,12 @@ app
   })
   .get("/admin/overview", async (c) => {
     const { days } = query(c.req.url, OverviewQuery);
-    return c.json(await overview(c.env.D1, new Date(), days));
+    return c.json(await overview(c.env.D1, readConfig(c.env).table, new Date(), days));
   })
   .get("/admin/metrics", async (c) => {
     query(c.req.url, z.object({}).strict());
     const now = new Date();
-    const text = await metricsText(c.env.D1, now, await evaluateHealth(c.env, now));
+    const text = await metricsText(c.env.D1, readConfig(c.env).table, now, await evaluateHealth(c.env, now));
     return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   })
   .post("/admin/trigger-cleanup", async (c) => {

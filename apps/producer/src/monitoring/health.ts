@@ -129,7 +129,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     0,
   );
 
-  const inD1 = await closedDaysInD1(db, today);
+  const inD1 = await closedDaysInD1(db, config.table, today);
   const daysInD1 = inD1.days.map((d) => d.date);
   d1RowsRead += inD1.rowsRead;
 

@@ -1,4 +1,4 @@
-import { utcDate } from "@path-stats/shared";
+import { type ArchivedTable, utcDate } from "@path-stats/shared";
 import { closedDaysInD1 } from "../days-in-d1.ts";
 import type { Health } from "./health.ts";
 
@@ -20,7 +20,7 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
  * at 1M events a day), one index seek per closed day still in D1 and one per
  * dead-letter count. Health's problems come in as a gauge per code.
  */
-export async function metricsText(db: D1Database, now: Date, health: Health): Promise<string> {
+export async function metricsText(db: D1Database, table: ArchivedTable, now: Date, health: Health): Promise<string> {
   const [runsResult, chunksResult, lettersResult] = await db.batch([
     db.prepare(
       `SELECT status, COUNT(*) AS runs, IFNULL(SUM(archived_rows), 0) AS rows, IFNULL(SUM(object_bytes), 0) AS bytes,
@@ -50,7 +50,7 @@ export async function metricsText(db: D1Database, now: Date, health: Health): Pr
   }[];
   const chunks = (chunksResult?.results[0] ?? {}) as Record<string, number>;
   const letters = (lettersResult?.results[0] ?? {}) as { total: number; pending: number };
-  const { days: daysInD1 } = await closedDaysInD1(db, utcDate(now));
+  const { days: daysInD1 } = await closedDaysInD1(db, table, utcDate(now));
   const archived = runs.find((r) => r.status === "archived");
   const problemCodes = new Map<string, number>();
   for (const p of health.problems) problemCodes.set(p.code, (problemCodes.get(p.code) ?? 0) + 1);

@@ -1,4 +1,4 @@
-import { addDays, utcDate } from "@path-stats/shared";
+import { type ArchivedTable, addDays, utcDate } from "@path-stats/shared";
 import { closedDaysInD1 } from "../days-in-d1.ts";
 import { type DayState, dayState } from "../status.ts";
 
@@ -40,7 +40,7 @@ export interface DayOverview {
  * window's runs and their chunks, its archive_metadata rows, and one index
  * seek per day still in D1 — never a day's events.
  */
-export async function overview(db: D1Database, now: Date, days: number) {
+export async function overview(db: D1Database, table: ArchivedTable, now: Date, days: number) {
   const today = utcDate(now);
   const first = addDays(today, -days);
   const [runsResult, metaResult, refusalsResult] = await db.batch([
@@ -72,7 +72,7 @@ export async function overview(db: D1Database, now: Date, days: number) {
       m,
     ]),
   );
-  const stillInD1 = await closedDaysInD1(db, today);
+  const stillInD1 = await closedDaysInD1(db, table, today);
   const newestId = new Map(stillInD1.days.filter((d) => d.date >= first).map((d) => [d.date, d.newestId]));
   const inD1 = [...newestId.keys()];
   const d1RowsRead =
@@ -114,6 +114,7 @@ export async function overview(db: D1Database, now: Date, days: number) {
   const rangesDone = runs.reduce((sum, r) => sum + r.ranges_cleaned, 0);
   const rangesRefused = runs.reduce((sum, r) => sum + r.ranges_failed, 0);
   return {
+    table: table.name,
     from: first,
     to: addDays(today, -1),
     days: dayViews,

@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import { parseClosedDate } from "@path-stats/shared";
+import { parseClosedDate, readConfig } from "@path-stats/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../admin/errors.ts";
@@ -48,10 +48,12 @@ export const operatorPage = new Hono<{ Bindings: Env }>()
   })
   .get("/", (c) => c.html(`<!doctype html>${(<Shell />).toString()}`))
   .get("/fragments/health", async (c) => c.html(<HealthFragment health={await evaluateHealth(c.env, new Date())} />))
-  .get("/fragments/overview", async (c) => c.html(<OverviewFragment data={await overview(c.env.D1, new Date(), 30)} />))
+  .get("/fragments/overview", async (c) =>
+    c.html(<OverviewFragment data={await overview(c.env.D1, readConfig(c.env).table, new Date(), 30)} />),
+  )
   .get("/fragments/day", async (c) => {
     const date = parseClosedDate(c.req.query("date") ?? "", new Date());
-    return c.html(<DayFragment status={await dayStatus(c.env.D1, date)} />);
+    return c.html(<DayFragment status={await dayStatus(c.env.D1, readConfig(c.env).table, date)} />);
   })
   .get("/fragments/dead-letters", async (c) => {
     const parsed = DeadLetterQuery.safeParse(c.req.query());

@@ -1,0 +1,69 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ROOT } from "./lib.ts";
+
+/** `pnpm install-table` and `pnpm uninstall-table`, run as an operator runs them, on configs of the test's own. */
+const dir = mkdtempSync(join(tmpdir(), "install-table-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function config(vars: Record<string, string>): string {
+  const file = join(dir, `wrangler-${Math.random().toString(36).slice(2)}.jsonc`);
+  writeFileSync(file, JSON.stringify({ name: "t", main: "x.ts", compatibility_date: "2026-08-01", vars }));
+  return file;
+}
+
+function run(mode: "install" | "uninstall", args: string[]) {
+  const result = spawnSync(
+    process.execPath,
+    ["--no-warnings=ExperimentalWarning", "scripts/install-table.ts", mode, "--", ...args],
+    { cwd: ROOT, encoding: "utf8" },
+  );
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const REQUEST_LOG = {
+  ARCHIVE_TABLE: "request_log",
+  ARCHIVE_ID_COLUMN: "request_id",
+  ARCHIVE_DAY_COLUMN: "at",
+  ARCHIVE_DAY_FORM: "epoch_ms",
+};
+
+describe("install-table", () => {
+  it("writes the migration for the configured table, and uninstall-table the one removing it", () => {
+    const file = config(REQUEST_LOG);
+    const out = join(dir, "0007_archiver_request_log.sql");
+    const installed = run("install", ["--config", file, "--out", out]);
+    expect(installed.code).toBe(0);
+    const sql = readFileSync(out, "utf8");
+    expect(sql).toContain(
+      `CREATE INDEX IF NOT EXISTS "archiver_request_log_day_id" ON "request_log" (date("at" / 1000.0, 'unixepoch'), "request_id");`,
+    );
+    expect(sql.match(/CREATE TRIGGER IF NOT EXISTS/g)).toHaveLength(4);
+    const removed = run("uninstall", ["--config", file]);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout.match(/DROP (TRIGGER|INDEX) IF EXISTS "archiver_request_log_/g)).toHaveLength(5);
+  });
+
+  it("refuses a config that names no valid table, or an --out that exists, and writes nothing", () => {
+    const out = join(dir, "never.sql");
+    const bad = run("install", ["--config", config({ ...REQUEST_LOG, ARCHIVE_DAY_FORM: "epoch_us" }), "--out", out]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/ARCHIVE_DAY_FORM: must be one of date, epoch_ms, epoch_s, iso.*nothing was written/);
+    expect(existsSync(out)).toBe(false);
+
+    writeFileSync(out, "-- the operator's own");
+    const taken = run("install", ["--config", config(REQUEST_LOG), "--out", out]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/exists already/);
+    expect(readFileSync(out, "utf8")).toBe("-- the operator's own");
+  });
+
+  it("reads each environment of the project's own config", () => {
+    const production = run("install", ["--env", "production"]);
+    expect(production.code).toBe(0);
+    expect(production.stdout).toContain(`ON "traffic_events" ("event_date", "id")`);
+  });
+});
