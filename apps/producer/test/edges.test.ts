@@ -400,6 +400,34 @@ describe("rows of any width", () => {
     expect(kinds.rows).toBe(1);
   });
 
+  it("hand on a row page's wide rows in pieces of about PAGE_TARGET_BYTES, narrow rows before them or not", async () => {
+    const date = "2026-09-17";
+    const next = random(17);
+    // REALs send every page through the row path; the second page (400 rows) holds 12 rows of 1 MB.
+    await insertEvents([
+      ...Array.from({ length: 300 }, (_, i) => event(date, i)),
+      ...Array.from({ length: 12 }, (_, i) => event(date, 300 + i, { user_agent: noise(next, 1_000_000) })),
+    ]);
+    await env.D1.prepare("UPDATE traffic_events SET latency_ms = id + 0.5 WHERE event_date = ?1").bind(date).run();
+    const range = {
+      table: readConfig(env).table,
+      date,
+      rowidLo: 0,
+      rowidHi: Number.MAX_SAFE_INTEGER,
+      maxPageRows: 5000,
+    };
+    let rows = 0;
+    let largest = 0;
+    for await (const page of rangePages(env.D1, range)) {
+      expect(page.kind).toBe("rows");
+      rows += page.rows;
+      largest = Math.max(largest, page.bytes.byteLength);
+    }
+    expect(rows).toBe(312);
+    // A piece is flushed once it reaches the target, so it is at most the target and one row more.
+    expect(largest).toBeLessThan(PAGE_TARGET_BYTES + 1_100_000);
+  });
+
   it("archive REAL values and integers up to ±2^53 exactly, as JavaScript writes them", async () => {
     const date = "2026-09-19";
     await insertEvents(Array.from({ length: 300 }, (_, i) => event(date, i)));

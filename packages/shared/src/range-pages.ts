@@ -70,13 +70,14 @@ const ROWS_AGAIN_FROM = 50;
 export const TEXT_PAGE_BYTES = 1_200_000;
 export const PAGE_TARGET_BYTES = 4 * 1024 * 1024;
 
-/** What the row page query says of each row besides its values (see pageSql); never archived. */
+/** The text page query's name for a row's id, whatever the id column's name. */
 const ID = "__id";
+/** What the row page query says of each row besides its values (see pageSql); never archived. */
 const WIDTH = "__width";
 const INEXACT = "__inexact";
 
 type Row = Record<string, unknown>;
-type PageRow = Row & { [ID]: number; [WIDTH]: number; [INEXACT]: string | null };
+type PageRow = Row & { [WIDTH]: number; [INEXACT]: string | null };
 
 /** A text page's answer: the page's lines, or why it has none. */
 interface TextPage {
@@ -157,8 +158,7 @@ function unpack(row: Row, idColumn: string): PageRow {
   const second = meta.indexOf(" ", first + 1);
   const page = row as PageRow;
   page[WIDTH] = Number(meta.slice(0, first));
-  page[ID] = Number(meta.slice(first + 1, second));
-  page[idColumn] = page[ID];
+  page[idColumn] = Number(meta.slice(first + 1, second));
   page[INEXACT] = meta.slice(second + 1) || null;
   return page;
 }
@@ -266,7 +266,7 @@ function nextPageRows(current: number, bytesPerLine: number, maxRows: number): n
 }
 
 /** Drops the row's meta, after checking that SQLite found no value JSON cannot carry with its type. */
-function checked(row: PageRow): Row {
+function checked(row: PageRow, idColumn: string): Row {
   const inexact = row[INEXACT];
   if (inexact) {
     const at = inexact.lastIndexOf(":");
@@ -274,14 +274,13 @@ function checked(row: PageRow): Row {
     const kind = inexact.slice(at + 1);
     throw new UnencodableValueError(
       kind === "integer"
-        ? `row id ${row[ID]} has an integer beyond ±2^53 in column ${column}, which D1 may have rounded`
+        ? `row id ${row[idColumn]} has an integer beyond ±2^53 in column ${column}, which D1 may have rounded`
         : kind === "infinite"
-          ? `row id ${row[ID]} has a non-finite number in column ${column} (D1 returns ±Infinity as null)`
-          : `row id ${row[ID]} has an integral REAL (${String(row[column])}) in column ${column}, which has no type affinity: JSON would restore it as an INTEGER`,
+          ? `row id ${row[idColumn]} has a non-finite number in column ${column} (D1 returns ±Infinity as null)`
+          : `row id ${row[idColumn]} has an integral REAL (${String(row[column])}) in column ${column}, which has no type affinity: JSON would restore it as an INTEGER`,
     );
   }
   // Undefined properties are left out by JSON.stringify, and cost less than `delete`.
-  (row as Record<string, unknown>)[ID] = undefined;
   (row as Record<string, unknown>)[WIDTH] = undefined;
   (row as Record<string, unknown>)[INEXACT] = undefined;
   return row;
@@ -305,6 +304,8 @@ export async function* rangePages(
   const rowStatement = db.prepare(pageSql(target, table));
   const wideStatement = db.prepare(wideRowsSql(target, table));
   const textBytesStatement = db.prepare(textBytesSql(target, columns));
+  /** A row's id, from its id column (unpack writes it there). */
+  const idOf = (row: Row): number => row[target.id] as number;
   /**
    * Fails the chunk, naming the row and column, if a U+FFFD in these lines
    * stands for bytes that are not UTF-8: JSON cannot carry them, and the
@@ -429,7 +430,7 @@ export async function* rangePages(
       return { lastId: after, full: false, widthPerRow: 0, rows: 0, inexactRows: 0 };
     }
     // Before encoding, which drops each row's meta.
-    const lastId = last[ID];
+    const lastId = idOf(last);
     let width = 0;
     let inexactRows = 0;
     for (const row of rows) {
@@ -444,7 +445,7 @@ export async function* rangePages(
     }
     if (rows.every((r) => r[WIDTH] <= widthLimit)) {
       const encodeStarted = Date.now();
-      const bytes = encodeRows(rows.map(checked));
+      const bytes = encodeRows(rows.map((row) => checked(row, target.id)));
       const encodeMs = Date.now() - encodeStarted;
       const checkReads = await checkBytes(bytes);
       yield { kind: "rows", bytes, rows: rows.length, rowsRead: rowsRead + checkReads, columns, waitMs, encodeMs };
@@ -505,7 +506,7 @@ export async function* rangePages(
       for (; nextWide < wideIds.length; nextWide++) {
         const row = wideIds[nextWide] as PageRow;
         if (ids.length > 0 && width + row[WIDTH] > PAGE_TARGET_BYTES) break;
-        ids.push(row[ID]);
+        ids.push(idOf(row));
         width += row[WIDTH];
       }
       batchLastId = ids.at(-1) ?? batchLastId;
@@ -520,13 +521,13 @@ export async function* rangePages(
       // Taken before checked() drops the row's meta.
       const width = row[WIDTH];
       if (width <= widthLimit) {
-        pending.push(checked(row));
+        pending.push(checked(row, target.id));
       } else {
-        if (row[ID] > batchLastId) await readWideBatch();
-        while (inBatch < batch.length && (batch[inBatch] as PageRow)[ID] < row[ID]) inBatch++;
+        if (idOf(row) > batchLastId) await readWideBatch();
+        while (inBatch < batch.length && idOf(batch[inBatch] as PageRow) < idOf(row)) inBatch++;
         // A wide row deleted or moved to another date since its page was read is not archived.
         const found = batch[inBatch];
-        if (found?.[ID] === row[ID]) pending.push(checked(found));
+        if (found && idOf(found) === idOf(row)) pending.push(checked(found, target.id));
       }
       pendingWidth += width;
       if (pendingWidth >= PAGE_TARGET_BYTES) yield await flush();
