@@ -401,7 +401,7 @@ describe("rows of any width", () => {
   });
 
   it("hand on a row page's wide rows in pieces of about PAGE_TARGET_BYTES, narrow rows before them or not", async () => {
-    const date = "2026-09-17";
+    const date = "2026-09-23";
     const next = random(17);
     // REALs send every page through the row path; the second page (400 rows) holds 12 rows of 1 MB.
     await insertEvents([
