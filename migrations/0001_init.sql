@@ -1,20 +1,9 @@
--- Hot store written by the web API: one row per request.
--- AUTOINCREMENT guarantees ids only grow, so a rowid range once archived can
--- never gain a row: late rows for a day always land above its last run's range.
-CREATE TABLE traffic_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  event_date TEXT NOT NULL, -- YYYY-MM-DD, UTC
-  ts INTEGER NOT NULL, -- epoch ms
-  path TEXT NOT NULL,
-  method TEXT NOT NULL,
-  status INTEGER NOT NULL,
-  country TEXT,
-  referrer TEXT,
-  user_agent TEXT,
-  latency_ms INTEGER,
-  bytes INTEGER
-);
-CREATE INDEX traffic_events_date_id ON traffic_events (event_date, id);
+-- The archiver's own tables. The table it archives is the operator's (the
+-- example's is examples/traffic-events/); what the archiver needs on it, an
+-- index and triggers, comes from `pnpm install-table`
+-- (packages/shared/src/archived-table/install-sql.ts). Applied through the
+-- migrations table archiver_migrations (wrangler's `migrations_table`), apart
+-- from the operator's own d1_migrations.
 
 -- One row per archive run of a date. A date may have several runs over time
 -- (late rows), but at most one in flight.
@@ -103,15 +92,6 @@ CREATE TABLE archive_metadata (
   d1_cleaned INTEGER NOT NULL DEFAULT 0 CHECK (d1_cleaned IN (0, 1)),
   cleaned_at TEXT
 );
-
--- A row arriving for a day already cleaned (a late row) makes the day not
--- cleaned any more, at once: d1_cleaned = 1 must always mean no row of the
--- day is in D1. The lookup is by primary key on a table of one row per day.
-CREATE TRIGGER traffic_events_late_row AFTER INSERT ON traffic_events
-BEGIN
-  UPDATE archive_metadata SET d1_cleaned = 0, cleaned_at = NULL
-  WHERE date = NEW.event_date AND d1_cleaned = 1;
-END;
 
 -- Every message that reached a dead-letter queue.
 CREATE TABLE dead_letters (

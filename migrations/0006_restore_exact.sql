@@ -15,7 +15,8 @@ INSERT INTO archive_powers_of_two (k, v)
   SELECT k, v FROM down UNION ALL SELECT k, v FROM up;
 
 -- 2. A range's cleanup knows whether a row entered or changed in it since
--- its run was planned: cleanup_epoch grows (these triggers), and
+-- its run was planned: cleanup_epoch grows (the triggers `pnpm install-table`
+-- puts on the archived table, install-sql.ts), and
 -- - a cleanup that started before marks the range cleaned only after another
 --   pass over it, and a cleaned range goes back to not cleaned, so an
 --   identical row that comes back (an explicit id, a restore) is deleted by
@@ -24,31 +25,7 @@ INSERT INTO archive_powers_of_two (k, v)
 --   changed since they were archived, yet cleanup could not match: health
 --   reports them (rows_unmatched) instead of every cron archiving them again
 --   in silence.
--- The WHEN keeps the web API's ordinary inserts (today: no run) to one probe.
 ALTER TABLE archive_chunks ADD COLUMN cleanup_epoch INTEGER NOT NULL DEFAULT 0;
-
-DROP TRIGGER traffic_events_row_into_cleaned_range;
-DROP TRIGGER traffic_events_row_changed_in_cleaned_range;
-CREATE TRIGGER traffic_events_row_into_archived_range AFTER INSERT ON traffic_events
-WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'))
-BEGIN
-  UPDATE archive_chunks SET cleanup_epoch = cleanup_epoch + 1,
-    cleanup_state = CASE cleanup_state WHEN 'cleaned' THEN 'none' ELSE cleanup_state END,
-    cleaned_at = NULL
-  WHERE rowid_lo <= NEW.id AND rowid_hi >= NEW.id
-    AND run_id IN (SELECT run_id FROM archive_runs
-      WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'));
-END;
-CREATE TRIGGER traffic_events_row_changed_in_archived_range AFTER UPDATE ON traffic_events
-WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'))
-BEGIN
-  UPDATE archive_chunks SET cleanup_epoch = cleanup_epoch + 1,
-    cleanup_state = CASE cleanup_state WHEN 'cleaned' THEN 'none' ELSE cleanup_state END,
-    cleaned_at = NULL
-  WHERE rowid_lo <= NEW.id AND rowid_hi >= NEW.id
-    AND run_id IN (SELECT run_id FROM archive_runs
-      WHERE date = NEW.event_date AND status IN ('archiving', 'finalizing', 'archived'));
-END;
 
 -- A day that planning refuses to archive (a row id beyond ±2^53, which D1
 -- cannot return exactly) says why at once, in status and health, instead of

@@ -19,7 +19,13 @@ function read(app: string, env: string | undefined) {
     (config.queues.producers ?? []).map((p: { binding: string; queue: string }) => [p.binding, p.queue]),
   );
   const consumers = config.queues.consumers ?? [];
-  return { producers, consumers, vars: config.vars as Record<string, string>, workersDev: config.workers_dev };
+  return {
+    producers,
+    consumers,
+    vars: config.vars as Record<string, string>,
+    workersDev: config.workers_dev,
+    migrationsTable: config.d1_databases[0]?.migrations_table,
+  };
 }
 
 describe.each(ENVIRONMENTS)("environment %s", (env) => {
@@ -66,6 +72,10 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
     };
     expect(table(archive.vars)).toEqual(table(producer.vars));
     expect(table(cleanup.vars)).toEqual(table(producer.vars));
+  });
+
+  it("records the archiver's migrations in a table of their own, never the operator's d1_migrations", () => {
+    for (const app of [producer, archive, cleanup]) expect(app.migrationsTable).toBe("archiver_migrations");
   });
 
   it("uses queues of its own: staging's are not production's", () => {

@@ -1,6 +1,8 @@
 /**
- * `pnpm run deploy -- --env production [--dry-run]`: applies the D1
- * migrations to the environment's remote database, then deploys the two
+ * `pnpm run deploy -- --env production [--dry-run]`: applies the archiver's
+ * D1 migrations to the environment's remote database (after carrying over
+ * the records of a database set up before archiver_migrations existed:
+ * migrations.ts), then deploys the two
  * consumers, then the producer, stopping at the first failure and saying
  * what already took effect. (`pnpm deploy` without `run` is pnpm's own
  * command, not this script.)
@@ -19,6 +21,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "./lib.ts";
+import { ARCHIVER_MIGRATIONS_TABLE, carryOverMigrationHistory } from "./migrations.ts";
 
 const ENVIRONMENTS = ["staging", "production"] as const;
 type Environment = (typeof ENVIRONMENTS)[number];
@@ -98,7 +101,7 @@ function wrangler(args: string[]): boolean {
   return result.status === 0;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     // `pnpm run deploy -- --env x` passes the "--" on.
     args: process.argv.slice(2).filter((arg, i) => !(i === 0 && arg === "--")),
@@ -115,8 +118,15 @@ function main(): void {
   const configs = Object.fromEntries(APPS.map((app) => [app, deployConfig(app, id)])) as Record<App, string>;
   const deployArgs = (app: App) => ["deploy", "--env", env, "-c", configs[app]];
   const migrate = ["d1", "migrations", "apply", DATABASE_NAME[env], "--remote", "--env", env, "-c", configs.producer];
-  const steps: { what: string; args: string[]; dryRunArgs?: string[] }[] = [
-    { what: `apply D1 migrations to ${DATABASE_NAME[env]} (remote)`, args: migrate },
+  const steps: { what: string; args: string[]; dryRunArgs?: string[]; before?: () => Promise<void> }[] = [
+    {
+      what: `apply the archiver's D1 migrations to ${DATABASE_NAME[env]} (remote)`,
+      args: migrate,
+      before: async () => {
+        const carried = await carryOverMigrationHistory(DATABASE_NAME[env], { remote: env }, configs.producer);
+        if (carried.length) console.log(`  recorded in ${ARCHIVER_MIGRATIONS_TABLE} first: ${carried.join(", ")}`);
+      },
+    },
     ...APPS.map((app) => ({
       what: `deploy ${app} (${env})`,
       args: deployArgs(app),
@@ -135,7 +145,17 @@ function main(): void {
         }
         console.log("  (dry run: checking the bundle and config only)");
       }
-      if (!wrangler(dryRun && step.dryRunArgs ? step.dryRunArgs : step.args)) {
+      const prepared =
+        dryRun || !step.before
+          ? true
+          : await step.before().then(
+              () => true,
+              (error: unknown) => {
+                console.error(error instanceof Error ? error.message : error);
+                return false;
+              },
+            );
+      if (!prepared || !wrangler(dryRun && step.dryRunArgs ? step.dryRunArgs : step.args)) {
         fail(
           `step ${i + 1} failed: ${step.what}. ` +
             (done.length ? `Already done: ${done.join("; ")}. ` : "Nothing was changed. ") +
@@ -151,7 +171,7 @@ function main(): void {
 }
 
 try {
-  main();
+  await main();
 } catch (error) {
   if (!(error instanceof DeployError)) throw error;
   console.error(`deploy: ${error.message}`);

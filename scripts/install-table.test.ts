@@ -66,4 +66,12 @@ describe("install-table", () => {
     expect(production.code).toBe(0);
     expect(production.stdout).toContain(`ON "traffic_events" ("event_date", "id")`);
   });
+
+  it("wrote the example table's migration as it writes it now", () => {
+    const committed = readFileSync(
+      join(ROOT, "examples", "traffic-events", "migrations", "0002_archiver_traffic_events.sql"),
+      "utf8",
+    );
+    expect(run("install", []).stdout).toBe(committed);
+  });
 });

@@ -3,7 +3,11 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-worker
 import { defineConfig } from "vitest/config";
 
 export default defineConfig(async () => {
+  // The archiver's own migrations, and the example table's (the "operator's"), applied in that order.
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "../../migrations"));
+  const tableMigrations = await readD1Migrations(
+    path.join(import.meta.dirname, "../../examples/traffic-events/migrations"),
+  );
   return {
     plugins: [
       cloudflareTest({
@@ -12,6 +16,7 @@ export default defineConfig(async () => {
         miniflare: {
           bindings: {
             TEST_MIGRATIONS: migrations,
+            TEST_TABLE_MIGRATIONS: tableMigrations,
             // The randomized fault test: RANDOM_STEPS=2000 for a long run, RANDOM_SEED=n to replay one.
             RANDOM_STEPS: process.env.RANDOM_STEPS ?? "60",
             RANDOM_SEED: process.env.RANDOM_SEED ?? "",
