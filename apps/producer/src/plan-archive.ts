@@ -1,6 +1,7 @@
 import {
   type ArchiveChunkMessage,
   type ArchivedTable,
+  CHUNK_FILL,
   type Config,
   cutSpan,
   dayRangeSql,
@@ -21,6 +22,8 @@ import {
   type RunRow,
   readConfig,
   rowsPerChunk,
+  rowsWithinQueries,
+  TEXT_PAGE_BYTES,
   tableSql,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
@@ -101,15 +104,27 @@ export async function planArchive(
     intervals.map((interval) => probeInterval(db, config.table, date, interval.lo, interval.hi)),
   );
   const estimatedRows = probed.reduce((sum, p) => sum + p.pieces.reduce((rows, piece) => rows + piece.rows, 0), 0);
-  const partsPerChunk = partsPerChunkFor({
-    estimatedRows,
-    gzBytesPerRow: sample.gzBytesPerRow,
-    partSize: config.PART_SIZE_BYTES,
-    maxPartsPerChunk: config.PARTS_PER_CHUNK,
-    parallelChunks: config.PARALLEL_CHUNKS,
+  // A chunk is one consumer invocation: its pages must fit D1's queries per invocation. Its parts are
+  // as many as those rows fill, so that a chunk bounded by queries still fills whole parts.
+  const queryRows = rowsWithinQueries({
+    queriesPerInvocation: config.D1_QUERIES_PER_INVOCATION,
+    rawBytesPerRow: sample.rawBytesPerRow,
+    pageRows: config.PAGE_ROWS,
+    pageBytes: TEXT_PAGE_BYTES,
   });
+  const partsPerChunk = Math.min(
+    partsPerChunkFor({
+      estimatedRows,
+      gzBytesPerRow: sample.gzBytesPerRow,
+      partSize: config.PART_SIZE_BYTES,
+      maxPartsPerChunk: config.PARTS_PER_CHUNK,
+      parallelChunks: config.PARALLEL_CHUNKS,
+    }),
+    Math.max(1, Math.floor((queryRows * sample.gzBytesPerRow) / (config.PART_SIZE_BYTES * CHUNK_FILL))),
+  );
   const perChunk = Math.min(
     config.MAX_CHUNK_ROWS,
+    queryRows,
     rowsPerChunk({ partSize: config.PART_SIZE_BYTES, partsPerChunk, gzBytesPerRow: sample.gzBytesPerRow }),
   );
   const chunks = intervals.flatMap((interval, i) =>
@@ -294,7 +309,7 @@ async function sampleGzBytesPerRow(
   date: string,
   lo: number,
   hi: number,
-): Promise<{ gzBytesPerRow: number; rowsRead: number }> {
+): Promise<{ gzBytesPerRow: number; rawBytesPerRow: number; rowsRead: number }> {
   const sampleRows = Math.min(MAX_SAMPLE_ROWS, Math.max(MIN_SAMPLE_ROWS, Math.ceil((hi - lo + 1) / 100)));
   const perWindow = Math.ceil(sampleRows / SAMPLE_WINDOWS);
   const statement = db.prepare(
@@ -308,8 +323,10 @@ async function sampleGzBytesPerRow(
   const rows = pages.flatMap((page) => page.results);
   const rowsRead = pages.reduce((sum, page) => sum + page.meta.rows_read, 0);
   // Sizing only: a row JSON cannot carry fails its chunk later, with its id, not the plan.
-  const gz = await gzipSize(new TextEncoder().encode(rows.map(jsonLine).join("")));
-  return { gzBytesPerRow: gz / Math.max(rows.length, 1), rowsRead };
+  const raw = new TextEncoder().encode(rows.map(jsonLine).join(""));
+  const gz = await gzipSize(raw);
+  const n = Math.max(rows.length, 1);
+  return { gzBytesPerRow: gz / n, rawBytesPerRow: raw.byteLength / n, rowsRead };
 }
 
 /**

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { InvalidDateError } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { planArchive } from "../src/plan-archive.ts";
+import { deliverAll } from "./faults.ts";
 import { archiveLines, d1Rows, event, insertEvents, manifestOf, noise, random, runsOf, waitForRun } from "./helpers.ts";
 
 const NOW = new Date("2026-03-10T08:00:00Z");
@@ -162,5 +163,33 @@ describe("reading each row about once", () => {
     expect(alone).toBeLessThanOrEqual(1.05);
     expect(interleaved).toBeLessThanOrEqual(1.05);
     expect(alone).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("within D1's queries per invocation", () => {
+  it("cuts a day into chunks whose pages fit the invocation's queries (50: Workers Free)", async () => {
+    const date = "2026-03-05";
+    // Rows that compress well: one part would hold all of them, in 60 pages of PAGE_ROWS (500).
+    await env.D1.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
+       INSERT INTO traffic_events (event_date, ts, path, method, status, latency_ms, bytes)
+       SELECT ?1, i, '/p/' || (i % 50), 'GET', 200, i % 250, i * 10 FROM n`,
+    )
+      .bind(date)
+      .run();
+    // Every message is delivered with a budget of 50 queries (the strict binding refuses the 51st):
+    // a retried message fails the test.
+    expect(
+      await deliverAll((e) => planArchive(e, date, NOW), { D1_QUERIES_PER_INVOCATION: "50" }, "archive-chunks"),
+    ).toBeGreaterThanOrEqual(3);
+    const [run] = await runsOf(date);
+    expect(run?.status).toBe("archived");
+    expect(run?.archived_rows).toBe(30_000);
+    const { results: chunks } = await env.D1.prepare("SELECT rows FROM archive_chunks WHERE run_id = ?1")
+      .bind(run?.run_id)
+      .all<{ rows: number }>();
+    // 25 pages of 500 rows each at most.
+    for (const chunk of chunks) expect(chunk.rows).toBeLessThanOrEqual(12_500);
+    expect((await archiveLines(run?.object_key ?? "")).length).toBe(30_000);
   });
 });

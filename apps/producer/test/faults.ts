@@ -77,7 +77,7 @@ export async function deliverAll(
   let delivered = 0;
   for (let message = captured.sent.shift(); message; message = captured.sent.shift()) {
     const outcome = await deliverTo(queue, message, testEnv, 1);
-    if (outcome !== "ack") throw new Error(`a ${queue} message was retried: ${JSON.stringify(message)}`);
+    if (outcome !== "ack") throw new Error(`a message of ${queue} was retried: ${JSON.stringify(message)}`);
     delivered++;
   }
   return delivered;

@@ -10,9 +10,15 @@ import { QueryBudget, strictD1 } from "./strict-d1/strict-d1.ts";
  */
 export const consumerFaults: { archive?: (env: Env) => Env } = {};
 
-/** The env of one invocation: D1 with production's limits, its queries counted against this invocation's budget. */
+/**
+ * The env of one invocation: D1 with production's limits, its queries
+ * counted against this invocation's budget: D1_QUERIES_PER_INVOCATION when
+ * the env sets one (50 is Workers Free's), else Workers Paid's 1000.
+ */
 export function invocationEnv(env: Env): Env {
-  return { ...env, D1: strictD1(env.D1, new QueryBudget()) };
+  const configured = Number((env as { D1_QUERIES_PER_INVOCATION?: string }).D1_QUERIES_PER_INVOCATION);
+  const budget = Number.isInteger(configured) && configured > 0 ? new QueryBudget(configured) : new QueryBudget();
+  return { ...env, D1: strictD1(env.D1, budget) };
 }
 
 /** Routes each queue's batches to the Worker that consumes that queue in production. */

@@ -6,6 +6,7 @@ import {
   PROBE_ROWS,
   partsPerChunkFor,
   probeStarts,
+  rowsWithinQueries,
   type SpanChunk,
 } from "./chunk-plan.ts";
 
@@ -139,5 +140,17 @@ describe("parts per chunk", () => {
     expect(partsPerChunkFor({ ...base, estimatedRows: 5_000_000 })).toBe(4);
     expect(partsPerChunkFor({ ...base, estimatedRows: 1000 })).toBe(1);
     expect(partsPerChunkFor({ ...base, estimatedRows: 0 })).toBe(1);
+  });
+});
+
+describe("rowsWithinQueries", () => {
+  it("gives pages half of the invocation's queries, a page being PAGE_ROWS rows or its bytes, whichever is less", () => {
+    const page = { pageRows: 5000, pageBytes: 1_200_000 };
+    // 300-byte rows: 4000 to a page, 500 pages of 1000 queries.
+    expect(rowsWithinQueries({ queriesPerInvocation: 1000, rawBytesPerRow: 300, ...page })).toBe(2_000_000);
+    // Tiny rows: PAGE_ROWS bounds the page; Workers Free's 50 queries give 25 pages.
+    expect(rowsWithinQueries({ queriesPerInvocation: 50, rawBytesPerRow: 10, ...page })).toBe(125_000);
+    // A row wider than a page still makes progress: a page of one row.
+    expect(rowsWithinQueries({ queriesPerInvocation: 50, rawBytesPerRow: 3_000_000, ...page })).toBe(25);
   });
 });

@@ -16,6 +16,24 @@ export function rowsPerChunk(options: { partSize: number; partsPerChunk: number;
 }
 
 /**
+ * Most rows one chunk may hold for its pages to stay within D1's queries per
+ * invocation (ARCHITECTURE §3a): a page is about `pageBytes` of JSON Lines or
+ * `pageRows` rows, whichever is less, and half of the queries go to pages
+ * (the rest: claim renewals, pages read again as rows, wide rows, the
+ * finalization of a run's last chunk).
+ */
+export function rowsWithinQueries(options: {
+  queriesPerInvocation: number;
+  rawBytesPerRow: number;
+  pageRows: number;
+  pageBytes: number;
+}): number {
+  const byBytes = Math.floor(options.pageBytes / Math.max(options.rawBytesPerRow, 1));
+  const rowsPerPage = Math.max(1, Math.min(options.pageRows, byBytes));
+  return Math.max(1, Math.floor(options.queriesPerInvocation / 2) * rowsPerPage);
+}
+
+/**
  * Parts each chunk of a day aims to fill: `maxPartsPerChunk`, or fewer when
  * the day fills fewer than `parallelChunks` such chunks, so that many
  * consumers archive it at once. Chunks stay whole parts (a non-final chunk
