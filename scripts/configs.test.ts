@@ -74,6 +74,11 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
     expect(table(cleanup.vars)).toEqual(table(producer.vars));
   });
 
+  it("plans chunks for the D1 query budget cleanup works within", () => {
+    expect(producer.vars.D1_QUERIES_PER_INVOCATION).toBeDefined();
+    expect(producer.vars.D1_QUERIES_PER_INVOCATION).toBe(cleanup.vars.D1_QUERIES_PER_INVOCATION);
+  });
+
   it("records the archiver's migrations in a table of their own, never the operator's d1_migrations", () => {
     for (const app of [producer, archive, cleanup]) expect(app.migrationsTable).toBe("archiver_migrations");
   });

@@ -56,8 +56,9 @@ const ConfigVars = z.object({
   LEASE_SECONDS: intVar(60, 1, 3600),
   /**
    * D1 queries one Worker invocation may make (ARCHITECTURE §3a): 1000 on
-   * Workers Paid, 50 on Free. A cleanup range that needs more goes on in a
-   * message of its own.
+   * Workers Paid, 50 on Free. Planning sizes archive chunks so that their
+   * pages take half of it; a cleanup or restore range that needs more goes on
+   * in a message of its own.
    */
   D1_QUERIES_PER_INVOCATION: intVar(1000, 50, 100_000),
   /** Rows one DELETE statement removes: small enough to stay far inside D1's 30 s statement limit. */
