@@ -1,15 +1,23 @@
 /**
  * `pnpm dev`: all three Workers in one `wrangler dev` on 127.0.0.1:8787,
  * sharing local D1, R2 and Queues persisted in .wrangler/state. Applies the
- * archiver's migrations and then the example table's first (migrations.ts),
- * and creates apps/producer/.dev.vars from the example when missing. The cron is reachable at /__scheduled (--test-scheduled).
+ * archiver's migrations first, then the example table's when the archiver is
+ * configured for it (migrations.ts), and creates apps/producer/.dev.vars from
+ * the example when missing. The cron is reachable at /__scheduled
+ * (--test-scheduled).
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { CONFIGS, isUp, PORT, PRODUCER_CONFIG, ROOT, STATE_DIR, sleep } from "./lib.ts";
-import { ARCHIVER_MIGRATIONS_TABLE, applyMigrations, carryOverMigrationHistory, EXAMPLE_CONFIG } from "./migrations.ts";
+import {
+  ARCHIVER_MIGRATIONS_TABLE,
+  applyMigrations,
+  archivesExampleTable,
+  carryOverMigrationHistory,
+  EXAMPLE_CONFIG,
+} from "./migrations.ts";
 
 export async function prepareLocalState(stateDir = STATE_DIR): Promise<void> {
   const devVars = join(ROOT, "apps", "producer", ".dev.vars");
@@ -22,9 +30,13 @@ export async function prepareLocalState(stateDir = STATE_DIR): Promise<void> {
   if (carried.length > 0)
     console.log(`archiver migrations recorded in ${ARCHIVER_MIGRATIONS_TABLE}: ${carried.join(", ")}`);
   await applyMigrations("path-stats-db", target, PRODUCER_CONFIG);
-  // The example table, its index and triggers: the "operator's" migrations, after the archiver's.
-  await applyMigrations("path-stats-db", target, EXAMPLE_CONFIG);
-  console.log(`local D1 migrations applied, the archiver's and the example table's (${stateDir})`);
+  if (archivesExampleTable()) {
+    // The example table, its index and triggers: the "operator's" migrations, after the archiver's.
+    await applyMigrations("path-stats-db", target, EXAMPLE_CONFIG);
+    console.log(`local D1 migrations applied, the archiver's and the example table's (${stateDir})`);
+  } else {
+    console.log(`local D1 migrations applied, the archiver's; the archived table's are yours (${stateDir})`);
+  }
 }
 
 export function portIsFree(port: number): Promise<boolean> {

@@ -9,12 +9,20 @@
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { unstable_readConfig } from "wrangler";
 import { PRODUCER_CONFIG, ROOT, run } from "./lib.ts";
 
 export const ARCHIVER_MIGRATIONS = join(ROOT, "migrations");
 export const ARCHIVER_MIGRATIONS_TABLE = "archiver_migrations";
 /** The example table's project: its wrangler config names its migrations. */
 export const EXAMPLE_CONFIG = join(ROOT, "examples", "traffic-events", "wrangler.jsonc");
+export const EXAMPLE_TABLE = "traffic_events";
+
+/** Whether the archiver is configured for the example table (ARCHIVE_TABLE of the producer's top-level config). */
+export function archivesExampleTable(): boolean {
+  const vars = unstable_readConfig({ config: PRODUCER_CONFIG }).vars as Record<string, string>;
+  return vars.ARCHIVE_TABLE === EXAMPLE_TABLE;
+}
 
 /** Where wrangler's d1 commands act: a local state folder, or a deployed environment's database. */
 export type Target = { local: string } | { remote: string };
