@@ -1,5 +1,5 @@
 /**
- * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0]`: what holds each
+ * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0] [--wide N]`: what holds each
  * consumer's JavaScript heap. On a fresh local stack, archives and then
  * cleans one seeded day; while each consumer works it samples the isolate's
  * used heap about every 100 ms and, from `--at` seconds in, takes a few heap
@@ -25,6 +25,7 @@ import { parseArgs } from "node:util";
 import { withFreshStack } from "./dev.ts";
 import { admin, archiveStatus, cliArgs, localD1File, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
+import { SEEDED_COLUMNS, widen } from "./widen.ts";
 import {
   cpuProfileSummary,
   findInspectorPort,
@@ -125,8 +126,13 @@ async function main(): Promise<void> {
       at: { type: "string", default: "3" },
       "cpu-ms": { type: "string", default: "0" },
       "max-heap-mb": { type: "string" },
+      wide: { type: "string" },
     },
   });
+  // --wide N: the seeded table widened to N columns (as `pnpm bench --wide N`).
+  const wide = values.wide === undefined ? null : Number(values.wide);
+  if (wide !== null && (!Number.isInteger(wide) || wide <= SEEDED_COLUMNS || wide > 100))
+    throw new Error(`--wide must be an integer from ${SEEDED_COLUMNS + 1} to 100, got ${values.wide}`);
   const rows = Number(values.rows);
   const at = Number(values.at);
   const cpuMs = Number(values["cpu-ms"]);
@@ -141,6 +147,10 @@ async function main(): Promise<void> {
   await withFreshStack("heap-profile-state", async (stack, stateDir) => {
     console.log(`seeding ${rows} rows ...`);
     await seedInWorker(DATE, rows, localD1File(stateDir));
+    if (wide !== null) {
+      console.log(`widening to ${wide} columns ...`);
+      widen(localD1File(stateDir), wide);
+    }
     const port = await findInspectorPort(workerdPids(stack.pid));
     const state = async () => (await archiveStatus<{ status: string }>(DATE)).status;
     const trigger = (action: string) => async () => {
@@ -159,8 +169,9 @@ async function main(): Promise<void> {
     }
     const dir = join(ROOT, ".artifacts", "heap");
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `heap-${rows}.txt`), `${reports.join("\n\n")}\n`);
-    console.log(`written to .artifacts/heap/heap-${rows}.txt`);
+    const name = `heap-${rows}${wide === null ? "" : `x${wide}`}.txt`;
+    writeFileSync(join(dir, name), `${reports.join("\n\n")}\n`);
+    console.log(`written to .artifacts/heap/${name}`);
   });
 }
 
