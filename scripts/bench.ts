@@ -27,7 +27,7 @@ import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { portIsFree, withFreshStack } from "./dev.ts";
 import { httpRequest } from "./http.ts";
-import { admin, archiveStatus, BASE_URL, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { admin, archiveStatus, BASE_URL, CONFIGS, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
 import { SEEDED_COLUMNS, widen } from "./widen.ts";
 import { findInspectorPort, limitIsolateHeaps, sampleHeaps } from "./worker-heap.ts";
@@ -439,11 +439,161 @@ function version(command: string): string {
   }
 }
 
+/** The API's writes in one phase of the run: each INSERT's time as the API's client saw it, and as D1 did. */
+interface WritePhase {
+  inserts: number;
+  failed: number;
+  /** Round trip of POST /insert (client to the API Worker and back), ms. */
+  p50: number;
+  p99: number;
+  max: number;
+  /** D1's own time for the INSERT (meta.duration), ms. */
+  d1P99: number;
+  d1Max: number;
+  /** The API Worker's wait for D1's answer, ms (D1's time, and its queue, and the runtime's thread). */
+  waitP99: number;
+}
+type WritePhases = Record<"idle" | "archive" | "cleanup", WritePhase>;
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted.length === 0
+    ? Number.NaN
+    : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+}
+
+/**
+ * What archiving costs the API whose database it shares: a Worker of the web
+ * API (bench/api-writes) inserts rows of today into traffic_events at `rate`
+ * per second, one statement each, on the same local D1 as the archiver,
+ * while a closed day of `rows` rows waits (idle, 10 s), is archived, then is
+ * cleaned. Every INSERT is timed; none may fail.
+ */
+async function benchApiWrites(rows: number, rate: number): Promise<WritePhases> {
+  const configs = [join(ROOT, "bench", "api-writes", "wrangler.jsonc"), ...CONFIGS];
+  return withFreshStack(
+    "bench-state-api-writes",
+    async (stack, stateDir) => {
+      console.log(`[api writes, ${rows}] seeding ...`);
+      await seedInWorker(DATE, rows, localD1File(stateDir));
+      const today = new Date().toISOString().slice(0, 10);
+      type Sample = { phase: keyof WritePhases; ms: number; d1Ms: number; waitMs: number; ok: boolean };
+      const samples: Sample[] = [];
+      let phase: keyof WritePhases = "idle";
+      let writing = true;
+      const writer = (async () => {
+        const inflight = new Set<Promise<void>>();
+        let next = performance.now();
+        while (writing) {
+          const at = phase;
+          const started = performance.now();
+          const sent = httpRequest(`${BASE_URL}/insert?date=${today}`, {
+            method: "POST",
+            attempts: 1,
+            timeoutMs: 60_000,
+          })
+            .then(
+              (response) => {
+                const body = JSON.parse(response.body) as { ok?: boolean; d1Ms?: number; waitMs?: number };
+                const ok = response.status === 200 && body.ok === true;
+                const [d1Ms, waitMs] = [body.d1Ms ?? Number.NaN, body.waitMs ?? Number.NaN];
+                samples.push({ phase: at, ms: performance.now() - started, d1Ms, waitMs, ok });
+              },
+              () => {
+                samples.push({
+                  phase: at,
+                  ms: performance.now() - started,
+                  d1Ms: Number.NaN,
+                  waitMs: Number.NaN,
+                  ok: false,
+                });
+              },
+            )
+            .finally(() => inflight.delete(sent));
+          inflight.add(sent);
+          next += 1000 / rate;
+          await sleep(Math.max(0, next - performance.now()));
+        }
+        await Promise.all(inflight);
+      })();
+      const until = async (event: string) => {
+        while (!stack.log().includes(event)) await sleep(100);
+      };
+      await sleep(10_000);
+      console.log(`[api writes, ${rows}] archiving while the API writes ${rate}/s ...`);
+      phase = "archive";
+      const archived = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
+      const runId = (archived.json as { runId?: string }).runId;
+      if (archived.status !== 202 || !runId) throw new Error(`trigger-archive answered ${archived.status}`);
+      await until(`"event":"archive.finalized","runId":"${runId}"`);
+      console.log(`[api writes, ${rows}] cleaning up while the API writes ${rate}/s ...`);
+      phase = "cleanup";
+      const cleaning = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
+      if (cleaning.status !== 202) throw new Error(`trigger-cleanup answered ${cleaning.status}`);
+      await until(`"event":"cleanup.date_cleaned","date":"${DATE}"`);
+      writing = false;
+      await writer;
+      const of = (name: keyof WritePhases): WritePhase => {
+        const mine = samples.filter((s) => s.phase === name);
+        const sorted = (value: (s: Sample) => number) =>
+          mine
+            .filter((s) => s.ok)
+            .map(value)
+            .sort((x, y) => x - y);
+        const ms = sorted((s) => s.ms);
+        const d1 = sorted((s) => s.d1Ms);
+        const wait = sorted((s) => s.waitMs);
+        return {
+          inserts: mine.length,
+          failed: mine.filter((s) => !s.ok).length,
+          p50: quantile(ms, 0.5),
+          p99: quantile(ms, 0.99),
+          max: ms.at(-1) ?? Number.NaN,
+          d1P99: quantile(d1, 0.99),
+          d1Max: d1.at(-1) ?? Number.NaN,
+          waitP99: quantile(wait, 0.99),
+        };
+      };
+      return { idle: of("idle"), archive: of("archive"), cleanup: of("cleanup") };
+    },
+    configs,
+  );
+}
+
+/** The API-writes table, and which of #24's latency targets it meets. */
+function apiWritesText(rows: number, rate: number, phases: WritePhases): string {
+  const ms = (n: number) => (Number.isNaN(n) ? "n/a" : n.toFixed(1));
+  const idle = phases.idle.p99;
+  const allowed = Math.max(2 * idle, idle + 20);
+  const lines = (["idle", "archive", "cleanup"] as const).map((name) => {
+    const p = phases[name];
+    const target = name === "idle" ? "" : p.p99 <= allowed ? "met" : "missed";
+    return `| ${name} | ${p.inserts} | ${p.failed} | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.max)} | ${ms(p.waitP99)} | ${ms(p.d1P99)} / ${ms(p.d1Max)} | ${target} |`;
+  });
+  return [
+    `The API's writes at ${rate}/s (bench/api-writes: one INSERT of today's row per request, on the same local D1) while a closed day of ${rows.toLocaleString("en-US")} rows waits, is archived, then cleaned. Target: p99 during archive and cleanup at most ${ms(allowed)} ms (2× idle p99, or idle + 20 ms, whichever is larger).`,
+    "",
+    "| phase | inserts | failed | p50 ms | p99 ms | max ms | the API Worker's wait for D1, p99 ms | D1's own time p99 / max ms | p99 target |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ...lines,
+  ].join("\n");
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: cliArgs(),
-    options: { sizes: { type: "string", default: "1000000,5000000" }, wide: { type: "string" } },
+    options: {
+      sizes: { type: "string", default: "1000000,5000000" },
+      wide: { type: "string" },
+      // The API's inserts per second while the archiver works (benchApiWrites).
+      "api-writes": { type: "string", default: "200" },
+      // --only api-writes: that part alone, printed, bench/RESULTS.md left as it is.
+      only: { type: "string" },
+    },
   });
+  const rate = Number(values["api-writes"]);
+  if (!(rate > 0 && rate <= 2000)) throw new Error(`--api-writes must be inserts per second (1 to 2000), got ${rate}`);
+  if (values.only !== undefined && values.only !== "api-writes")
+    throw new Error(`--only takes api-writes, got ${values.only}`);
   const sizes = (values.sizes ?? "").split(",").map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`--sizes must be positive integers, got ${values.sizes}`);
@@ -453,6 +603,13 @@ async function main(): Promise<void> {
     throw new Error(`--wide must be an integer from ${SEEDED_COLUMNS + 1} to 100, got ${values.wide}`);
   if (!(await portIsFree(PORT)))
     throw new Error(`port ${PORT} is taken: stop pnpm dev (the bench starts its own stack on fresh state)`);
+
+  const apiWrites: string[] = [];
+  for (const size of sizes) apiWrites.push(apiWritesText(size, rate, await benchApiWrites(size, rate)));
+  if (values.only === "api-writes") {
+    console.log(`\n${apiWrites.join("\n\n")}\n`);
+    return;
+  }
 
   const results: Result[] = [];
   for (const size of sizes) {
@@ -559,7 +716,8 @@ async function main(): Promise<void> {
     `| this archiver | ${ours.rows.toLocaleString("en-US")} | ${sec(ours.archiveMs)} | ${((ours.readsArchiving + ours.readsPlanning) / ours.rows).toFixed(4)} | ${mib(ours.peakBuffered)} (its buffers; heap peak ${mib(ours.heap.archive)} used under ${HEAP_LIMIT_MIB} MiB) | ${mib(ours.objectBytes)} |`,
   ].join("\n");
   const stagesText = `Where the time went (each chunk's and range's own clock, local runtime):\n\n${stageLines.join("\n")}`;
-  console.log(`\n${table}\n\n${pollingLine}\n\n${seedDesignText}\n\n${stagesText}\n`);
+  const apiWritesSection = apiWrites.join("\n\n");
+  console.log(`\n${table}\n\n${pollingLine}\n\n${apiWritesSection}\n\n${seedDesignText}\n\n${stagesText}\n`);
   for (const r of results) {
     if (r.rawBytes !== r.baselineRawBytes)
       console.log(`note: archive JSON Lines ${r.rawBytes} bytes, baseline ${r.baselineRawBytes} bytes`);
@@ -579,6 +737,8 @@ realistic rows for one date.
 ${table}
 
 ${pollingLine}
+
+${apiWritesSection}
 
 ${seedDesignText}
 
