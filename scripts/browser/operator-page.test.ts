@@ -84,12 +84,14 @@ it("archives a day from the page and watches it reach archived, then cleaned", a
   const day = page.locator(`button[data-day="${DATE}"]`);
   await expect.poll(() => day.textContent()).toContain("not archived");
   await expect.poll(() => page.locator("#health h2").textContent()).toMatch(/Health/);
+  // Which table the page is about (ARCHIVE_TABLE).
+  expect(await page.locator("#overview h2").textContent()).toMatch(/^traffic_events: last days/);
   await page.screenshot({ path: join(ARTIFACTS, "overview.png"), fullPage: true });
 
   // With the keyboard alone: focus the day, press Enter.
   await day.focus();
   await page.keyboard.press("Enter");
-  await expect.poll(() => page.locator("#day h2").textContent()).toContain(DATE);
+  await expect.poll(() => page.locator("#day h2").textContent()).toContain(`traffic_events ${DATE}`);
 
   await confirmAction(`Archive ${DATE}`, new RegExp(`Archive ${DATE}: plan a run`));
   await expect.poll(dayBadge, { timeout: 30_000, interval: 50 }).toBe("archiving");

@@ -72,7 +72,7 @@ export function OverviewFragment({ data }: { data: Overview }) {
   return (
     <div>
       <h2>
-        Last days ({data.from} … {data.to})
+        {data.table}: last days ({data.from} … {data.to})
       </h2>
       <p class="rates">
         Archive success {rate(data.rates.archiveSuccess)} ({data.rates.runsArchived} archived, {data.rates.runsFailed}{" "}
@@ -112,7 +112,8 @@ export function DayFragment({ status }: { status: DayStatus }) {
   return (
     <div class="day-detail" data-live={live ? "true" : undefined} data-date={date}>
       <h2>
-        {date}: <span class={`badge state-${status.status}`}>{STATE_LABEL[status.status] ?? status.status}</span>
+        {status.table} {date}:{" "}
+        <span class={`badge state-${status.status}`}>{STATE_LABEL[status.status] ?? status.status}</span>
         {live ? <span class="live"> (refreshing)</span> : null}
       </h2>
       {status.refusal ? <p class="error-text">Not archived: {status.refusal.reason}</p> : null}
