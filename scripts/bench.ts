@@ -17,7 +17,7 @@
  * Prints a table and writes bench/RESULTS.md.
  */
 import { execSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -172,6 +172,44 @@ function sqlite3Baseline(file: string): { ms: number; cpuMs: number } | null {
   return { ms: Date.now() - started, cpuMs: childrenCpuMs() - cpuBefore };
 }
 
+/**
+ * The physical reference for cleanup's D1 time: the same rows deleted by id
+ * range in SQLite itself (node:sqlite, on a copy of the day's database), at
+ * once and in committed windows of DELETE_BATCH_ROWS as cleanup's deletes are.
+ */
+function rangeDeleteBaseline(file: string): { onceMs: number; windowsMs: number } {
+  const copies = [0, 1].map((i) => join(ROOT, ".wrangler", `bench-delete-copy-${i}.sqlite`));
+  try {
+    const source = new DatabaseSync(file, { readOnly: true });
+    for (const copy of copies) {
+      rmSync(copy, { force: true });
+      source.exec(`VACUUM INTO '${copy}'`);
+    }
+    source.close();
+    const time = (copy: string, work: (db: DatabaseSync, lo: number, hi: number) => void) => {
+      const db = new DatabaseSync(copy);
+      const { lo, hi } = db
+        .prepare("SELECT MIN(id) AS lo, MAX(id) AS hi FROM traffic_events WHERE event_date = ?1")
+        .get(DATE) as { lo: number; hi: number };
+      const started = performance.now();
+      work(db, lo, hi);
+      const ms = performance.now() - started;
+      db.close();
+      return ms;
+    };
+    const onceMs = time(copies[0] as string, (db, lo, hi) => {
+      db.prepare("DELETE FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3").run(DATE, lo, hi);
+    });
+    const windowsMs = time(copies[1] as string, (db, lo, hi) => {
+      const remove = db.prepare("DELETE FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3");
+      for (let from = lo; from <= hi; from += 5000) remove.run(DATE, from, Math.min(hi, from + 4999));
+    });
+    return { onceMs, windowsMs };
+  } finally {
+    for (const copy of copies) rmSync(copy, { force: true });
+  }
+}
+
 interface TimedResult {
   rows: number;
   /** The table's columns: as seeded, or widened (--wide). */
@@ -179,6 +217,7 @@ interface TimedResult {
   baselineMs: number;
   sqlite3Ms: number | null;
   sqlite3CpuMs: number | null;
+  rangeDelete: { onceMs: number; windowsMs: number };
   archiveMs: number;
   /** CPU of the local runtime while archiving: all its threads, and the busiest one. */
   archiveCpu: { totalMs: number; busiestMs: number };
@@ -202,7 +241,7 @@ interface TimedResult {
   cleanupStages: Record<string, number>;
 }
 
-/** The `stagesMs` of every `event` line in the log, summed by stage. */
+/** The `stagesMs` of every `event` line in the log, summed by stage (a stage named …Longest: its largest). */
 function summedStages(log: string, event: string): Record<string, number> {
   const sums: Record<string, number> = {};
   for (const line of log.split("\n")) {
@@ -210,7 +249,9 @@ function summedStages(log: string, event: string): Record<string, number> {
     if (start === -1) continue;
     try {
       const stages = (JSON.parse(line.slice(start)) as { stagesMs?: Record<string, number> }).stagesMs ?? {};
-      for (const [stage, ms] of Object.entries(stages)) sums[stage] = (sums[stage] ?? 0) + ms;
+      for (const [stage, ms] of Object.entries(stages)) {
+        sums[stage] = stage.endsWith("Longest") ? Math.max(sums[stage] ?? 0, ms) : (sums[stage] ?? 0) + ms;
+      }
     } catch {}
   }
   return sums;
@@ -228,6 +269,7 @@ async function benchOne(rows: number, columns = SEEDED_COLUMNS): Promise<TimedRe
     console.log(`[${rows}] baselines ...`);
     const baseline = await nodeBaseline(file);
     const sqlite3 = sqlite3Baseline(file);
+    const rangeDelete = rangeDeleteBaseline(file);
 
     console.log(`[${rows}] archiving ...`);
     const root = stack.pid;
@@ -259,6 +301,7 @@ async function benchOne(rows: number, columns = SEEDED_COLUMNS): Promise<TimedRe
       baselineMs: baseline.ms,
       sqlite3Ms: sqlite3?.ms ?? null,
       sqlite3CpuMs: sqlite3?.cpuMs ?? null,
+      rangeDelete,
       archiveMs,
       archiveCpu,
       rssBefore,
@@ -698,7 +741,7 @@ async function main(): Promise<void> {
   const stageLines = results.map((r) => {
     const list = (stages: Record<string, number>) =>
       Object.entries(stages)
-        .map(([stage, ms]) => `${stage} ${sec(ms)}`)
+        .map(([stage, ms]) => (stage.endsWith("Longest") ? `${stage} ${ms.toFixed(1)} ms` : `${stage} ${sec(ms)}`))
         .join(", ");
     return `- ${label(r)} rows: archive chunks (s, summed over chunks): ${list(r.archiveStages)}; cleanup ranges: ${list(r.cleanupStages)}`;
   });
@@ -715,9 +758,26 @@ async function main(): Promise<void> {
     ),
     `| this archiver | ${ours.rows.toLocaleString("en-US")} | ${sec(ours.archiveMs)} | ${((ours.readsArchiving + ours.readsPlanning) / ours.rows).toFixed(4)} | ${mib(ours.peakBuffered)} (its buffers; heap peak ${mib(ours.heap.archive)} used under ${HEAP_LIMIT_MIB} MiB) | ${mib(ours.objectBytes)} |`,
   ].join("\n");
+  const met = (ok: boolean) => (ok ? "met" : "missed");
+  const d1Text = [
+    "D1's own time the archiver took (`meta.duration`, summed over its statements), the longest single statement or batch (the longest an API statement waits behind one), and the same rows deleted by id range in SQLite itself (node:sqlite on a copy of the day: at once / in committed windows of 5000). Targets (issue #24): no statement over 100 ms; cleanup's D1 time at most 2.5× the windowed range delete; cleanup's wall time at most 0.6× the archive's.",
+    "",
+    "| rows | archive: D1 s | longest ms | cleanup: D1 s | longest ms | range delete s: once / windows | cleanup D1 / windows | cleanup wall / archive wall | targets: 100 ms / 2.5× / 0.6× |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ...results.map((r) => {
+      const a = r.archiveStages;
+      const c = r.cleanupStages;
+      const longest = Math.max(a.d1Longest ?? 0, c.deleteD1Longest ?? 0);
+      const d1Ratio = (c.deleteD1 ?? 0) / r.rangeDelete.windowsMs;
+      const wallRatio = r.cleanupMs / r.archiveMs;
+      return `| ${label(r)} | ${sec(a.d1Query ?? 0)} | ${(a.d1Longest ?? 0).toFixed(1)} | ${sec(c.deleteD1 ?? 0)} | ${(c.deleteD1Longest ?? 0).toFixed(1)} | ${sec(r.rangeDelete.onceMs)} / ${sec(r.rangeDelete.windowsMs)} | ${d1Ratio.toFixed(2)}x | ${wallRatio.toFixed(2)}x | ${met(longest <= 100)} / ${met(d1Ratio <= 2.5)} / ${met(wallRatio <= 0.6)} |`;
+    }),
+  ].join("\n");
   const stagesText = `Where the time went (each chunk's and range's own clock, local runtime):\n\n${stageLines.join("\n")}`;
   const apiWritesSection = apiWrites.join("\n\n");
-  console.log(`\n${table}\n\n${pollingLine}\n\n${apiWritesSection}\n\n${seedDesignText}\n\n${stagesText}\n`);
+  console.log(
+    `\n${table}\n\n${pollingLine}\n\n${apiWritesSection}\n\n${d1Text}\n\n${seedDesignText}\n\n${stagesText}\n`,
+  );
   for (const r of results) {
     if (r.rawBytes !== r.baselineRawBytes)
       console.log(`note: archive JSON Lines ${r.rawBytes} bytes, baseline ${r.baselineRawBytes} bytes`);
@@ -739,6 +799,8 @@ ${table}
 ${pollingLine}
 
 ${apiWritesSection}
+
+${d1Text}
 
 ${seedDesignText}
 

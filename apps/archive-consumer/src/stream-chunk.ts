@@ -41,6 +41,8 @@ export interface ChunkStages {
    * local runtime runs D1 on the consumer's thread, so there the two add up.
    */
   d1Query: number;
+  /** D1's own time for the longest of those queries: the longest an API statement waits behind the chunk's. */
+  d1Longest: number;
   /** Rows to JSON Lines bytes (for text pages, SQLite's string to bytes). */
   encode: number;
   /** Bytes into the SHA-256. */
@@ -64,6 +66,7 @@ function timedQueries(db: D1Database, stages: ChunkStages): PageSource {
             async all<T>() {
               const result = await bound.all<T>();
               stages.d1Query += result.meta.duration;
+              stages.d1Longest = Math.max(stages.d1Longest, result.meta.duration);
               return result;
             },
           };
@@ -101,7 +104,16 @@ export async function streamChunkToParts(options: {
   let peakPageBytes = 0;
   let columns: string[] = [];
   const started = Date.now();
-  const stages: ChunkStages = { d1Wait: 0, d1Query: 0, encode: 0, digest: 0, compressWait: 0, upload: 0, total: 0 };
+  const stages: ChunkStages = {
+    d1Wait: 0,
+    d1Query: 0,
+    d1Longest: 0,
+    encode: 0,
+    digest: 0,
+    compressWait: 0,
+    upload: 0,
+    total: 0,
+  };
   const digest = new crypto.DigestStream("SHA-256");
   const digestWriter = digest.getWriter();
 

@@ -107,6 +107,9 @@ export async function cleanRange(
   const epochOf = db.prepare("SELECT cleanup_epoch FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2");
   let rowsWritten = 0;
   let deleteMs = 0;
+  /** D1's own time for the deletes (meta.duration), and for the longest one. */
+  let deleteD1Ms = 0;
+  let deleteD1LongestMs = 0;
   let readMs = 0;
   let windowsMatchedByRow = 0;
   /** One transaction: the DELETE and its count. */
@@ -114,6 +117,9 @@ export async function cleanRange(
     queriesLeft--;
     const [deleted, counted] = await db.batch([statement, countProgress.bind(run.run_id, chunk.chunk_index)]);
     rowsWritten += (deleted?.meta.rows_written ?? 0) + (counted?.meta.rows_written ?? 0);
+    const d1Ms = (deleted?.meta.duration ?? 0) + (counted?.meta.duration ?? 0);
+    deleteD1Ms += d1Ms;
+    deleteD1LongestMs = Math.max(deleteD1LongestMs, d1Ms);
     return deleted?.meta.changes ?? 0;
   };
   // A window holding a BLOB is not the same lines (its line is NULL: exact-rows.ts), and is matched row by row.
@@ -251,7 +257,13 @@ export async function cleanRange(
       rowsWritten: done.cleanup_rows_written,
       ms: done.cleanup_ms,
       windowsMatchedByRow,
-      stagesMs: { verify: verifyMs, read: readMs, delete: deleteMs },
+      stagesMs: {
+        verify: verifyMs,
+        read: readMs,
+        delete: deleteMs,
+        deleteD1: deleteD1Ms,
+        deleteD1Longest: deleteD1LongestMs,
+      },
     });
   }
   if (rowsLeft > 0) logEvent("cleanup.rows_not_archived", { ...where, rowsLeft });
