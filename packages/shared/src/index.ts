@@ -18,4 +18,5 @@ export * from "./range-pages.ts";
 export type * from "./rows.ts";
 export * from "./run-state.ts";
 export * from "./send-batches.ts";
+export * from "./stats/quantile-sketch.ts";
 export * from "./wide-sql.ts";
