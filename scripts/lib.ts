@@ -88,12 +88,19 @@ export async function isUp(): Promise<boolean> {
 }
 
 /** Runs a local binary (wrangler) from node_modules/.bin, inheriting output, and fails on a non-zero exit. */
-export function run(command: string, args: string[], options: { quiet?: boolean } = {}): Promise<string> {
+/** Runs a command; resolves with its output (stdout and stderr, or stdout alone with `stdoutOnly`). */
+export function run(
+  command: string,
+  args: string[],
+  options: { quiet?: boolean; stdoutOnly?: boolean } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
+    let stdout = "";
     child.stdout.on("data", (d) => {
       out += d;
+      stdout += d;
       if (!options.quiet) process.stdout.write(d);
     });
     child.stderr.on("data", (d) => {
@@ -102,7 +109,9 @@ export function run(command: string, args: string[], options: { quiet?: boolean 
     });
     child.on("error", reject);
     child.on("close", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(" ")} exited ${code}\n${out.slice(-2000)}`)),
+      code === 0
+        ? resolve(options.stdoutOnly ? stdout : out)
+        : reject(new Error(`${command} ${args.join(" ")} exited ${code}\n${out.slice(-2000)}`)),
     );
   });
 }

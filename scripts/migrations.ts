@@ -6,7 +6,6 @@
  * d1_migrations, as an operator's own are). File names may repeat between
  * the two sets; each table records only its own.
  */
-import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { unstable_readConfig } from "wrangler";
@@ -34,21 +33,7 @@ function targetArgs(target: Target): string[] {
 /** The rows one SQL statement answers, through `wrangler d1 execute --json`. */
 export async function query<T>(database: string, target: Target, config: string, sql: string): Promise<T[]> {
   const args = ["d1", "execute", database, ...targetArgs(target), "-c", config, "--json", "--command", sql];
-  const stdout = await new Promise<string>((resolve, reject) => {
-    const child = spawn("wrangler", args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`wrangler ${args.join(" ")} exited ${code}\n${err.slice(-2000)}`)),
-    );
-  });
+  const stdout = await run("wrangler", args, { quiet: true, stdoutOnly: true });
   const answers = JSON.parse(stdout) as { results: T[] }[];
   return answers[0]?.results ?? [];
 }

@@ -10,7 +10,6 @@ import {
   idSql,
   logEvent,
   type RunRow,
-  sqlString,
   tableSql,
   windowIds,
 } from "@path-stats/shared";
@@ -80,7 +79,7 @@ export async function restoreRange(
   // Every value exactly as archived (a REAL rebuilt from its bits, not parsed from its digits).
   const table = tableSql(config.table);
   const tId = idSql(config.table, "t");
-  const archivedId = `j.value ->> ${sqlString(`$.${config.table.id}`)}`;
+  const { archivedId } = match;
   const insertMissing = db.prepare(
     `INSERT INTO ${table} (${match.insertColumns})
      SELECT ${match.insertValues} FROM ${ARCHIVED_ROWS} j

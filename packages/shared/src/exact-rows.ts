@@ -1,4 +1,11 @@
-import { type ArchivedTable, dayRangeSql, daySql, idSql, tableSql } from "./archived-table/archived-table.ts";
+import {
+  type ArchivedTable,
+  dayRangeSql,
+  daySql,
+  idSql,
+  PLAIN_NAME,
+  tableSql,
+} from "./archived-table/archived-table.ts";
 import { jsonLineSql, quoteIdentifier } from "./jsonl.ts";
 import { balanced } from "./wide-sql.ts";
 
@@ -19,8 +26,6 @@ import { balanced } from "./wide-sql.ts";
  *   safe integers reach SQLite as [m, k], x = m * 2^k, rebuilt with an exact
  *   multiplication by a power of two from `archive_powers_of_two`.
  */
-
-const PLAIN_COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** SQLite's column affinities (https://sqlite.org/datatype3.html §3.1). */
 export type Affinity = "INTEGER" | "TEXT" | "BLOB" | "REAL" | "NUMERIC";
@@ -122,6 +127,8 @@ export interface ExactMatch {
   deleteArchived: string;
   /** SQL that holds when D1's row `t` is exactly what restoring the ARCHIVED_ROWS row `j` gives. */
   rowIsArchived: string;
+  /** The id of the ARCHIVED_ROWS row `j`, as SQL. */
+  archivedId: string;
   /** Restore: the archived columns, and their exact values from `j`, for an INSERT … SELECT. */
   insertColumns: string;
   insertValues: string;
@@ -142,7 +149,7 @@ export function exactMatch(
     return `the table ${target.name} has no column ${gone.map((c) => JSON.stringify(c)).join(", ")} any more, which the archive holds: a restore could not put it back, so no row of it is deleted. Add the column back (or rename it back), then trigger cleanup again`;
   }
   // Archived names go into JSON paths: only plain identifiers are accepted.
-  if (archived.some((c) => !PLAIN_COLUMN.test(c)) || !archived.includes(target.id)) {
+  if (archived.some((c) => !PLAIN_NAME.test(c)) || !archived.includes(target.id)) {
     return `the archive's columns ${JSON.stringify(archived)} cannot be matched (need the id column ${JSON.stringify(target.id)} and plain names)`;
   }
   const t = (c: string) => `t.${quoteIdentifier(c)}`;
@@ -192,13 +199,15 @@ export function exactMatch(
   // CROSS JOIN keeps the archived rows as the outer loop, one primary-key lookup each: left to itself,
   // SQLite walks the whole range by the day index and scans the JSON for every row (quadratic).
   const tId = idSql(target, "t");
+  const archivedId = `j.value ->> ${path(target.id)}`;
   const deleteArchived = `DELETE FROM ${from} WHERE ${id} IN (
-       SELECT ${tId} FROM ${ARCHIVED_ROWS} j CROSS JOIN ${from} t ON ${tId} = j.value ->> ${path(target.id)}
+       SELECT ${tId} FROM ${ARCHIVED_ROWS} j CROSS JOIN ${from} t ON ${tId} = ${archivedId}
        WHERE ${daySql(target, "t")} = ?2 AND ${tId} >= ?3 AND ${tId} <= ?4 AND ${rowIsArchived})`;
   return {
     deleteIfSameLines,
     deleteArchived,
     rowIsArchived,
+    archivedId,
     insertColumns: archived.map(plain).join(", "),
     insertValues: archived
       .map(

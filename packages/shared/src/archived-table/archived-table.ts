@@ -79,9 +79,9 @@ export interface ArchivedTableVars {
 
 /**
  * Names go into SQL quoted, and into JSON paths and R2 keys as they are: only
- * plain identifiers are taken.
+ * plain identifiers are taken (for the archive's columns too: exact-rows.ts).
  */
-const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const KEY_PREFIX = /^[A-Za-z0-9_\-.=/]+$/;
 
 /** The archived table from the vars, or the reasons they do not name one (each naming its var). */
