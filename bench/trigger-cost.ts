@@ -22,7 +22,14 @@ import { parseArgs } from "node:util";
 import { installStatements } from "../packages/shared/src/archived-table/install-sql.ts";
 import { ROOT } from "../scripts/lib.ts";
 
-const TABLE = { name: "traffic_events", id: "id", dayColumn: "event_date", dayForm: "date", keyPrefix: "x/" } as const;
+const TABLE = {
+  name: "traffic_events",
+  id: "id",
+  dayColumn: "event_date",
+  dayForm: "date",
+  keyPrefix: "x/",
+  hotDays: 3,
+} as const;
 
 function database(variant: "plain" | "index" | "installed"): DatabaseSync {
   const db = new DatabaseSync(":memory:");
@@ -30,7 +37,7 @@ function database(variant: "plain" | "index" | "installed"): DatabaseSync {
     db.exec(readFileSync(join(ROOT, "migrations", file), "utf8"));
   }
   db.exec(readFileSync(join(ROOT, "examples", "traffic-events", "migrations", "0001_init.sql"), "utf8"));
-  const [, index, ...triggers] = installStatements(TABLE);
+  const [, index, ...triggers] = installStatements(TABLE); // triggers: each DROP TRIGGER IF EXISTS, then its CREATE
   if (variant !== "plain") db.exec(index as string);
   if (variant === "installed") for (const trigger of triggers) db.exec(trigger);
   // 30 archived days of 1M rows each, 8 ranges per run.
@@ -49,8 +56,8 @@ function database(variant: "plain" | "index" | "installed"): DatabaseSync {
       ).run(`run-${d}`, c, lo + c * 125_000, lo + c * 125_000 + 124_999, c * 4 + 1);
     }
     db.prepare(
-      `INSERT INTO archive_metadata (date, r2_path, event_count, file_size, archived_at, d1_cleaned)
-       VALUES (?1, 'k', 1000000, 25000000, '2026-11-01', 1)`,
+      `INSERT INTO archive_metadata (table_name, date, r2_path, event_count, file_size, archived_at, d1_cleaned)
+       VALUES ('traffic_events', ?1, 'k', 1000000, 25000000, '2026-11-01', 1)`,
     ).run(date);
   }
   return db;

@@ -1,10 +1,17 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PRODUCER_CONFIG, ROOT } from "./lib.ts";
-import { ARCHIVER_MIGRATIONS, applyMigrations, carryOverMigrationHistory, query, type Target } from "./migrations.ts";
+import {
+  ARCHIVER_MIGRATIONS,
+  applyMigrations,
+  carryOverMigrationHistory,
+  EXAMPLE_CONFIG,
+  query,
+  type Target,
+} from "./migrations.ts";
 
 /**
  * Installing the archiver into a database that has a life of its own, with
@@ -138,4 +145,71 @@ describe("adopting the archiver on an existing database", () => {
     expect(await carryOverMigrationHistory(DB, target)).toEqual([]);
     expect(await names(target, "SELECT name FROM archiver_migrations ORDER BY id")).toEqual(archiverNames);
   }, 180_000);
+
+  it("upgrades a database installed by the one-table version: its triggers keep working, then say the table", async () => {
+    const target = { local: join(dir, "upgrade-state") };
+    // The archiver's migrations and the example's as they were before several tables (0001–0006, 0001–0003).
+    const olderConfig = (name: string, from: string, upTo: string, migrationsTable: string) => {
+      const migrations = join(dir, `${name}-migrations`);
+      mkdirSync(migrations, { recursive: true });
+      for (const file of readdirSync(from).filter((f) => f.endsWith(".sql") && f <= upTo)) {
+        copyFileSync(join(from, file), join(migrations, file));
+      }
+      const config = join(dir, `${name}.jsonc`);
+      const database = { binding: "D1", database_name: DB, database_id: "00000000-0000-0000-0000-000000000000" };
+      writeFileSync(
+        config,
+        JSON.stringify({
+          name,
+          compatibility_date: "2026-08-01",
+          d1_databases: [{ ...database, migrations_dir: migrations, migrations_table: migrationsTable }],
+        }),
+      );
+      return config;
+    };
+    const exampleMigrations = join(ROOT, "examples", "traffic-events", "migrations");
+    await applyMigrations(
+      DB,
+      target,
+      olderConfig("archiver-0006", ARCHIVER_MIGRATIONS, "0006~", "archiver_migrations"),
+    );
+    await applyMigrations(DB, target, olderConfig("example-0003", exampleMigrations, "0003~", "d1_migrations"));
+    const run = (sql: string) => query(DB, target, PRODUCER_CONFIG, sql);
+    // A cleaned day, as the one-table version left it.
+    await run(
+      `INSERT INTO archive_metadata (date, r2_path, event_count, file_size, archived_at, d1_cleaned, cleaned_at)
+       VALUES ('2026-11-01', 'traffic_events/event_date=2026-11-01/r1.jsonl.gz', 10, 100, '2026-11-02T00:00:00Z', 1, '2026-11-05T00:00:00Z')`,
+    );
+
+    // The archiver's new migration rebuilds archive_metadata under the old triggers (SQLite's own
+    // ALTER TABLE would refuse: "error in trigger …: no such table").
+    await applyMigrations(DB, target, PRODUCER_CONFIG);
+    const days = "SELECT table_name || ' ' || date || ' ' || d1_cleaned AS name FROM archive_metadata";
+    expect(await names(target, days)).toEqual(["traffic_events 2026-11-01 1"]);
+    await run(
+      "INSERT INTO traffic_events (event_date, ts, method, path, status) VALUES ('2026-11-01', 0, 'GET', '/late', 200)",
+    );
+    expect(await names(target, days)).toEqual(["traffic_events 2026-11-01 0"]);
+
+    // The example's newest migration (install-table's output now) replaces the triggers with ones that say the table.
+    await applyMigrations(DB, target, EXAMPLE_CONFIG);
+    const triggers = await names(
+      target,
+      "SELECT sql AS name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'traffic_events' ORDER BY name",
+    );
+    expect(triggers).toHaveLength(4);
+    for (const sql of triggers) expect(sql).toContain("table_name = 'traffic_events'");
+    await run("UPDATE archive_metadata SET d1_cleaned = 1");
+    await run(
+      `INSERT INTO archive_metadata (table_name, date, r2_path, event_count, file_size, archived_at, d1_cleaned)
+       VALUES ('request_log', '2026-11-01', 'request_log/at=2026-11-01/r2.jsonl.gz', 5, 50, '2026-11-02T00:00:00Z', 1)`,
+    );
+    await run(
+      "INSERT INTO traffic_events (event_date, ts, method, path, status) VALUES ('2026-11-01', 0, 'GET', '/later', 200)",
+    );
+    expect(await names(target, `${days} ORDER BY table_name`)).toEqual([
+      "request_log 2026-11-01 1",
+      "traffic_events 2026-11-01 0",
+    ]);
+  }, 240_000);
 });

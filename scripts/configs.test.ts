@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
-import { parseArchivedTable } from "../packages/shared/src/archived-table/archived-table.ts";
+import { parseArchivedTables } from "../packages/shared/src/archived-table/archived-table.ts";
 import { ROOT } from "./lib.ts";
 
 const ENVIRONMENTS = [undefined, "staging", "production"] as const;
@@ -64,14 +64,16 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
     expect(read("cleanup-consumer", env).workersDev).toBe(false);
   });
 
-  it("archives one table, named alike in all three Workers and valid", () => {
-    const table = (vars: Record<string, string>) => {
-      const parsed = parseArchivedTable(vars);
-      if (Array.isArray(parsed)) throw new Error(parsed.join("; "));
+  it("archives the same valid tables, named alike in all three Workers", () => {
+    // Hot days are the producer's alone (the cron's); every other part of a table must agree.
+    const tables = (vars: Record<string, unknown>) => {
+      const parsed = parseArchivedTables(vars, 0);
+      if (parsed.some((t) => typeof t === "string")) throw new Error(parsed.join("; "));
       return parsed;
     };
-    expect(table(archive.vars)).toEqual(table(producer.vars));
-    expect(table(cleanup.vars)).toEqual(table(producer.vars));
+    expect(tables(producer.vars).length).toBeGreaterThan(0);
+    expect(tables(archive.vars)).toEqual(tables(producer.vars));
+    expect(tables(cleanup.vars)).toEqual(tables(producer.vars));
   });
 
   it("plans chunks for the D1 query budget cleanup works within", () => {

@@ -41,7 +41,10 @@ describe("install-table", () => {
     expect(sql).toContain(
       `CREATE INDEX IF NOT EXISTS "archiver_request_log_day_id" ON "request_log" (date("at" / 1000.0, 'unixepoch'), "request_id");`,
     );
-    expect(sql.match(/CREATE TRIGGER IF NOT EXISTS/g)).toHaveLength(4);
+    expect(sql.match(/CREATE TRIGGER "archiver_request_log_/g)).toHaveLength(4);
+    expect(
+      sql.match(/WHERE table_name = 'request_log' AND date = date\(NEW\."at" \/ 1000\.0, 'unixepoch'\)/g),
+    ).toHaveLength(6);
     const removed = run("uninstall", ["--config", file]);
     expect(removed.code).toBe(0);
     expect(removed.stdout.match(/DROP (TRIGGER|INDEX) IF EXISTS "archiver_request_log_/g)).toHaveLength(5);
@@ -67,9 +70,29 @@ describe("install-table", () => {
     expect(production.stdout).toContain(`ON "traffic_events" ("event_date", "id")`);
   });
 
-  it("wrote the example table's migration as it writes it now", () => {
+  it("says which table when several are archived", () => {
+    const file = config({
+      ARCHIVE_TABLES: JSON.stringify([
+        { table: "request_log", idColumn: "request_id", dayColumn: "at", dayForm: "epoch_ms" },
+        { table: "traffic_events", idColumn: "id", dayColumn: "event_date" },
+      ]),
+    });
+    const unsaid = run("install", ["--config", file]);
+    expect(unsaid.code).toBe(1);
+    expect(unsaid.stderr).toMatch(/archives request_log, traffic_events: say which with --table; nothing was written/);
+    const unknown = run("install", ["--config", file, "--table", "orders"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/does not archive orders/);
+    const chosen = run("install", ["--config", file, "--table", "traffic_events"]);
+    expect(chosen.code).toBe(0);
+    expect(chosen.stdout).toContain(`ON "traffic_events" ("event_date", "id")`);
+    expect(chosen.stdout).not.toContain("request_log");
+  });
+
+  it("wrote the example table's latest migration as it writes it now", () => {
+    // 0002 is this project's earlier version of it; 0004 replaced its triggers with ones that say the table.
     const committed = readFileSync(
-      join(ROOT, "examples", "traffic-events", "migrations", "0002_archiver_traffic_events.sql"),
+      join(ROOT, "examples", "traffic-events", "migrations", "0004_archiver_traffic_events_v2.sql"),
       "utf8",
     );
     expect(run("install", []).stdout).toBe(committed);

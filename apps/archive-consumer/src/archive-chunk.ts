@@ -7,6 +7,7 @@ import {
   PartsExhaustedError,
   type RunRow,
   recordPoint,
+  tableOf,
   UnencodableValueError,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
@@ -46,6 +47,8 @@ export async function archiveChunk(
   if (run.date !== message.date) {
     throw new UndeliverableMessageError(`run ${message.runId} archives ${run.date}, not ${message.date}`);
   }
+  // A run of a table no longer configured is retried, never archived with another table's SQL.
+  const table = tableOf(config, run.table_name);
   // The message is checked against its run before the claim, so a message
   // naming the wrong date cannot hold the chunk away from the right one.
   const claimed = await db
@@ -105,7 +108,7 @@ export async function archiveChunk(
     result = await streamChunkToParts({
       db,
       upload: env.R2_ARCHIVE.resumeMultipartUpload(run.object_key, run.upload_id),
-      table: config.table,
+      table,
       date: run.date,
       chunk: claimed,
       partSize: run.part_size,

@@ -1,5 +1,4 @@
 import {
-  type ArchivedTable,
   batchesOf,
   type ChunkRow,
   type Config,
@@ -9,6 +8,7 @@ import {
   type Manifest,
   type RunRow,
   recordPoint,
+  tableOf,
   type UploadedPart,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
@@ -48,7 +48,7 @@ export async function finalizeRun(env: Env, config: Config, runId: string, now: 
 
   const progress = { manifestPut: false };
   try {
-    await commitRun(env, config.table, runId, token, progress);
+    await commitRun(env, config, runId, token, progress);
     return "finalized";
   } catch (error) {
     if (error instanceof PermanentChunkError) {
@@ -113,7 +113,7 @@ async function archiveAgain(env: Env, runId: string, token: string, now: Date, r
 
 async function commitRun(
   env: Env,
-  table: ArchivedTable,
+  config: Config,
   runId: string,
   token: string,
   progress: { manifestPut: boolean },
@@ -121,6 +121,7 @@ async function commitRun(
   const db = env.D1;
   const bucket = env.R2_ARCHIVE;
   const run = (await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>()) as RunRow;
+  const table = tableOf(config, run.table_name);
   const { results: chunks } = await db
     .prepare("SELECT * FROM archive_chunks WHERE run_id = ?1 ORDER BY chunk_index")
     .bind(runId)
@@ -169,10 +170,11 @@ async function commitRun(
       `SELECT o.run_id AS runId, MAX(o.rowid_lo, n.rowid_lo) AS rowidLo, MIN(o.rowid_hi, n.rowid_hi) AS rowidHi
        FROM archive_chunks n JOIN archive_chunks o ON o.rowid_lo <= n.rowid_hi AND o.rowid_hi >= n.rowid_lo
          JOIN archive_runs r ON r.run_id = o.run_id
-       WHERE n.run_id = ?1 AND n.rows > 0 AND o.rows > 0 AND r.date = ?2 AND r.status = 'archived' AND o.run_id <> ?1
+       WHERE n.run_id = ?1 AND n.rows > 0 AND o.rows > 0 AND r.table_name = ?3 AND r.date = ?2
+         AND r.status = 'archived' AND o.run_id <> ?1
        ORDER BY r.rowid, rowidLo`,
     )
-    .bind(runId, run.date)
+    .bind(runId, run.date, run.table_name)
     .all<{ runId: string; rowidLo: number; rowidHi: number }>();
   const completedAt = new Date().toISOString();
   const manifest: Manifest = {
@@ -209,16 +211,17 @@ async function commitRun(
          WHERE run_id = ?7 AND finalize_token = ?8`,
       )
       .bind(rows, rawBytes, objectBytes, parts.length, rowsRead, completedAt, runId, token),
-    // One row per date over all its committed runs; a new archive means D1 holds rows again to clean.
+    // One row per table and date over all its committed runs; a new archive means D1 holds rows again to clean.
     db
       .prepare(
-        `INSERT INTO archive_metadata (date, r2_path, event_count, file_size, archived_at, d1_cleaned, cleaned_at)
-         SELECT ?1, ?2, SUM(archived_rows), SUM(object_bytes), ?3, 0, NULL
-           FROM archive_runs WHERE date = ?1 AND status = 'archived'
-         ON CONFLICT (date) DO UPDATE SET r2_path = excluded.r2_path, event_count = excluded.event_count,
+        `INSERT INTO archive_metadata
+           (table_name, date, r2_path, event_count, file_size, archived_at, d1_cleaned, cleaned_at)
+         SELECT ?4, ?1, ?2, SUM(archived_rows), SUM(object_bytes), ?3, 0, NULL
+           FROM archive_runs WHERE table_name = ?4 AND date = ?1 AND status = 'archived'
+         ON CONFLICT (table_name, date) DO UPDATE SET r2_path = excluded.r2_path, event_count = excluded.event_count,
            file_size = excluded.file_size, archived_at = excluded.archived_at, d1_cleaned = 0, cleaned_at = NULL`,
       )
-      .bind(run.date, run.object_key, completedAt),
+      .bind(run.date, run.object_key, completedAt, run.table_name),
   ]);
   if (rows !== run.planned_rows) {
     logEvent("archive.rows_differ_from_plan", { runId, date: run.date, planned: run.planned_rows, archived: rows });
@@ -235,6 +238,7 @@ async function commitRun(
   });
   logEvent("archive.finalized", {
     runId,
+    table: table.name,
     date: run.date,
     rows,
     rawBytes,

@@ -12,6 +12,7 @@ import {
   markDayCleanedIfDone,
   type RunRow,
   recordPoint,
+  tableOf,
   tableSql,
 } from "@path-stats/shared";
 import { continueLater, windowQueries } from "./query-budget.ts";
@@ -59,15 +60,18 @@ export async function cleanRange(
   const db = env.D1;
   const started = Date.now();
   const { run, chunk } = await loadRange(db, message);
+  // A run of a table no longer configured is retried (then dead-lettered), never matched with another's SQL.
+  const table = tableOf(config, run.table_name);
   const where = {
     runId: run.run_id,
+    table: table.name,
     date: run.date,
     chunk: chunk.chunk_index,
     rowidLo: chunk.rowid_lo,
     rowidHi: chunk.rowid_hi,
   };
   if (chunk.cleanup_state === "cleaned") {
-    await markCleanedIfDone(db, config.table, run, now);
+    await markCleanedIfDone(db, table, run, now);
     return "already_cleaned";
   }
   if (run.status !== "archived") {
@@ -85,7 +89,7 @@ export async function cleanRange(
   }
   const { manifest, etag } = verified;
   let queriesLeft = windowQueries(config);
-  const match = await exactMatchFor(db, config.table, run, manifest);
+  const match = await exactMatchFor(db, table, run, manifest);
   if (typeof match === "string") {
     await refuse(env, run, chunk, now, match);
     return "refused";
@@ -212,7 +216,7 @@ export async function cleanRange(
 
     // What is left of the date in the range is in no archive: a later run takes it.
     const left = await db
-      .prepare(`SELECT COUNT(*) AS n FROM ${tableSql(config.table)} WHERE ${dayRangeSql(config.table, 1)}`)
+      .prepare(`SELECT COUNT(*) AS n FROM ${tableSql(table)} WHERE ${dayRangeSql(table, 1)}`)
       .bind(run.date, chunk.rowid_lo, chunk.rowid_hi)
       .first<{ n: number }>();
     rowsLeft = left?.n ?? 0;
@@ -268,7 +272,7 @@ export async function cleanRange(
   }
   if (rowsLeft > 0) logEvent("cleanup.rows_not_archived", { ...where, rowsLeft });
   // Cleaned when the last range finished, not when its message arrived: the run's cleaned_at times cleanup.
-  await markCleanedIfDone(db, config.table, run, new Date());
+  await markCleanedIfDone(db, table, run, new Date());
   return "cleaned";
 }
 

@@ -1,5 +1,6 @@
 import {
   ARCHIVED_ROWS,
+  type ArchivedTable,
   ArchiveReadError,
   archivedLineId,
   type ChunkRow,
@@ -10,6 +11,7 @@ import {
   idSql,
   logEvent,
   type RunRow,
+  tableOf,
   tableSql,
   windowIds,
 } from "@path-stats/shared";
@@ -19,14 +21,15 @@ import { exactMatchFor, loadRange, MAX_BATCH_BYTES, verifyRange } from "./verify
 export type RestoreOutcome = "restored" | "refused" | "continued";
 
 /**
- * The runs in flight that read rows of date ?a with id in [?lo, ?hi]: the
- * rows a restore inserts there would be archived a second time. Planning
- * refuses ranges being restored (plan-archive.ts); this closes the other
- * order, in the INSERT itself.
+ * The runs of table ?tableName in flight that read rows of date ?date with
+ * id in [?lo, ?hi]: the rows a restore inserts there would be archived a
+ * second time. Planning refuses ranges being restored (plan-archive.ts);
+ * this closes the other order, in the INSERT itself.
  */
-function runsArchivingRange(date: string, lo: string, hi: string): string {
+function runsArchivingRange(tableName: string, date: string, lo: string, hi: string): string {
   return `SELECT r.run_id FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-    WHERE r.date = ${date} AND r.status IN ('archiving', 'finalizing') AND c.rowid_lo <= ${hi} AND c.rowid_hi >= ${lo}`;
+    WHERE r.table_name = ${tableName} AND r.date = ${date} AND r.status IN ('archiving', 'finalizing')
+      AND c.rowid_lo <= ${hi} AND c.rowid_hi >= ${lo}`;
 }
 
 /** How many rows that differ from the archive a refusal names. */
@@ -58,7 +61,9 @@ export async function restoreRange(
 ): Promise<RestoreOutcome> {
   const db = env.D1;
   const { run, chunk } = await loadRange(db, message);
-  const where = { runId: run.run_id, date: run.date, chunk: chunk.chunk_index };
+  // A run of a table no longer configured is retried (then dead-lettered), never restored with another's SQL.
+  const archived = tableOf(config, run.table_name);
+  const where = { runId: run.run_id, table: archived.name, date: run.date, chunk: chunk.chunk_index };
   if (chunk.restore_state === "restored") return "restored";
   if (run.status !== "archived") {
     await refuse(db, chunk, `run is ${run.status}, not archived`);
@@ -70,23 +75,23 @@ export async function restoreRange(
     return "refused";
   }
   const { manifest, etag } = verified;
-  const match = await exactMatchFor(db, config.table, run, manifest);
+  const match = await exactMatchFor(db, archived, run, manifest);
   if (typeof match === "string") {
     await refuse(db, chunk, match);
     return "refused";
   }
 
   // Every value exactly as archived (a REAL rebuilt from its bits, not parsed from its digits).
-  const table = tableSql(config.table);
-  const tId = idSql(config.table, "t");
+  const table = tableSql(archived);
+  const tId = idSql(archived, "t");
   const { archivedId } = match;
   const insertMissing = db.prepare(
     `INSERT INTO ${table} (${match.insertColumns})
      SELECT ${match.insertValues} FROM ${ARCHIVED_ROWS} j
      WHERE NOT EXISTS (SELECT 1 FROM ${table} t WHERE ${tId} = ${archivedId})
-       AND NOT EXISTS (${runsArchivingRange("?2", "?3", "?4")})`,
+       AND NOT EXISTS (${runsArchivingRange("?5", "?2", "?3", "?4")})`,
   );
-  const archivingThisRange = db.prepare(`${runsArchivingRange("?1", "?2", "?3")} LIMIT 1`);
+  const archivingThisRange = db.prepare(`${runsArchivingRange("?4", "?1", "?2", "?3")} LIMIT 1`);
   // changes() is the INSERT's own row count (trigger writes are not counted).
   const countProgress = db.prepare(
     "UPDATE archive_chunks SET rows_restored = rows_restored + changes() WHERE run_id = ?1 AND chunk_index = ?2",
@@ -100,7 +105,7 @@ export async function restoreRange(
   let doneUpTo = after;
   let newer: Awaited<ReturnType<typeof newerContent>> | null = null;
   try {
-    newer = await newerContent(env, config, run, chunk);
+    newer = await newerContent(env, config, archived, run, chunk);
     if (typeof newer === "string") {
       await refuse(db, chunk, newer);
       return "refused";
@@ -124,10 +129,10 @@ export async function restoreRange(
       queriesLeft--;
       const json = exactRowsJson(text);
       const [, , conflicts, archiving] = await db.batch([
-        insertMissing.bind(json, run.date, chunk.rowid_lo, chunk.rowid_hi),
+        insertMissing.bind(json, run.date, chunk.rowid_lo, chunk.rowid_hi, run.table_name),
         countProgress.bind(run.run_id, chunk.chunk_index),
         differing.bind(json),
-        archivingThisRange.bind(run.date, chunk.rowid_lo, chunk.rowid_hi),
+        archivingThisRange.bind(run.date, chunk.rowid_lo, chunk.rowid_hi, run.table_name),
       ]);
       const archiver = (archiving?.results[0] as { run_id: string } | undefined)?.run_id;
       if (archiver) {
@@ -168,7 +173,9 @@ export async function restoreRange(
       )
       .bind(now.toISOString(), run.run_id, chunk.chunk_index),
     db.prepare("UPDATE archive_runs SET cleaned_at = NULL, rows_deleted = NULL WHERE run_id = ?1").bind(run.run_id),
-    db.prepare("UPDATE archive_metadata SET d1_cleaned = 0, cleaned_at = NULL WHERE date = ?1").bind(run.date),
+    db
+      .prepare("UPDATE archive_metadata SET d1_cleaned = 0, cleaned_at = NULL WHERE table_name = ?2 AND date = ?1")
+      .bind(run.date, run.table_name),
   ]);
   const done = await db
     .prepare("SELECT rows_restored FROM archive_chunks WHERE run_id = ?1 AND chunk_index = ?2")
@@ -189,15 +196,16 @@ export async function restoreRange(
 async function newerContent(
   env: Env,
   config: Config,
+  table: ArchivedTable,
   run: RunRow,
   chunk: ChunkRow,
 ): Promise<{ withoutSuperseded(text: string): Promise<string>; close(): Promise<void> } | string> {
   const { results: later } = await env.D1.prepare(
     `SELECT c.* FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-     WHERE r.date = ?1 AND r.status = 'archived' AND c.rows > 0 AND c.rowid_lo <= ?3 AND c.rowid_hi >= ?2
-       AND r.rowid > (SELECT rowid FROM archive_runs WHERE run_id = ?4)`,
+     WHERE r.table_name = ?5 AND r.date = ?1 AND r.status = 'archived' AND c.rows > 0
+       AND c.rowid_lo <= ?3 AND c.rowid_hi >= ?2 AND r.rowid > (SELECT rowid FROM archive_runs WHERE run_id = ?4)`,
   )
-    .bind(run.date, chunk.rowid_lo, chunk.rowid_hi, run.run_id)
+    .bind(run.date, chunk.rowid_lo, chunk.rowid_hi, run.run_id, run.table_name)
     .all<ChunkRow>();
   const cursors: {
     next: () => Promise<IteratorResult<number>>;
@@ -236,7 +244,7 @@ async function newerContent(
     },
     async withoutSuperseded(text: string): Promise<string> {
       if (cursors.length === 0) return text;
-      const ids = windowIds(text, config.table.id);
+      const ids = windowIds(text, table.id);
       const lo = ids[0] as number;
       const hi = ids.at(-1) as number;
       const superseded = new Set<number>();

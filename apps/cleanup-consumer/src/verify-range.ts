@@ -108,7 +108,7 @@ export async function exactMatchFor(
   manifest: Manifest,
 ): Promise<ExactMatch | string> {
   if (manifest.table !== table.name || manifest.idColumn !== table.id) {
-    return `run ${run.run_id} of ${run.date} archived table ${manifest.table} (id ${manifest.idColumn}), but ARCHIVE_TABLE is ${table.name} (id ${table.id}): no row is matched against another table's archive`;
+    return `run ${run.run_id} of ${run.date} archived table ${manifest.table} (id ${manifest.idColumn}), but its run is of ${table.name} (id ${table.id}) as configured: no row is matched against another table's archive`;
   }
   const match = exactMatch(table, await readTableColumns(db, table), manifest.columns);
   return typeof match === "string" ? `run ${run.run_id} of ${run.date}: ${match}` : match;

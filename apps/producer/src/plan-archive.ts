@@ -24,6 +24,7 @@ import {
   rowsPerChunk,
   rowsWithinQueries,
   TEXT_PAGE_BYTES,
+  tableOf,
   tableSql,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
@@ -54,35 +55,48 @@ const MIN_SAMPLE_ROWS = 300;
 const SAMPLE_WINDOWS = 3;
 
 /**
- * Plans an archive run of a closed date and enqueues its chunks.
+ * Plans an archive run of a closed date of a table (`tableName`, which may be
+ * left out when one table is archived) and enqueues its chunks.
  *
- * Idempotent per date: while a run is in flight, planning returns it (and
- * re-sends chunks that have stalled); once the date is archived and no row
- * arrived since, it is a no-op; a date without rows creates nothing.
+ * Idempotent per table and date: while a run is in flight, planning returns
+ * it (and re-sends chunks that have stalled); once the date is archived and
+ * no row arrived since, it is a no-op; a date without rows creates nothing.
  */
 export async function planArchive(
   env: Env,
   dateInput: string,
   now = new Date(),
-  replanned = false,
+  tableName?: string | null,
 ): Promise<PlanOutcome> {
   const date = parseClosedDate(dateInput, now);
   const config = readConfig(env);
-  const db = env.D1;
+  return planDay(env, config, tableOf(config, tableName), date, now, false);
+}
 
-  const inFlight = await findInFlightRun(db, date);
+async function planDay(
+  env: Env,
+  config: Config,
+  table: ArchivedTable,
+  date: string,
+  now: Date,
+  replanned: boolean,
+): Promise<PlanOutcome> {
+  const db = env.D1;
+  const inFlight = await findInFlightRun(db, table, date);
   if (inFlight) return resumeInFlight(env, config, inFlight, now);
 
   const latest = await db
-    .prepare("SELECT * FROM archive_runs WHERE date = ?1 AND status = 'archived' ORDER BY rowid DESC LIMIT 1")
-    .bind(date)
+    .prepare(
+      "SELECT * FROM archive_runs WHERE table_name = ?2 AND date = ?1 AND status = 'archived' ORDER BY rowid DESC LIMIT 1",
+    )
+    .bind(date, table.name)
     .first<RunRow>();
-  const intervals = await unarchivedIntervals(db, config.table, date);
+  const intervals = await unarchivedIntervals(db, table, date);
   if (intervals.length === 0) {
-    await clearRefusal(db, date);
+    await clearRefusal(db, table, date);
     return latest
-      ? { outcome: "up_to_date", run: latest, message: `${date} is already archived and has no new rows` }
-      : { outcome: "empty", run: null, message: `${date} has no rows to archive; nothing was created` };
+      ? { outcome: "up_to_date", run: latest, message: `${table.name} ${date} is already archived and has no new rows` }
+      : { outcome: "empty", run: null, message: `${table.name} ${date} has no rows to archive; nothing was created` };
   }
   const lo = intervals[0]?.lo as number;
   const hi = intervals.at(-1)?.hi as number;
@@ -90,18 +104,18 @@ export async function planArchive(
     const reason = `${date} has a row with an id beyond ±2^53 (about ${Number.isSafeInteger(lo) ? hi : lo}), which D1 cannot return exactly; nothing was planned`;
     await db
       .prepare(
-        `INSERT INTO archive_refusals (date, reason, refused_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (date) DO UPDATE SET reason = excluded.reason`,
+        `INSERT INTO archive_refusals (table_name, date, reason, refused_at) VALUES (?4, ?1, ?2, ?3)
+         ON CONFLICT (table_name, date) DO UPDATE SET reason = excluded.reason`,
       )
-      .bind(date, reason, now.toISOString())
+      .bind(date, reason, now.toISOString(), table.name)
       .run();
     throw new UnarchivableDayError(reason);
   }
-  await clearRefusal(db, date);
+  await clearRefusal(db, table, date);
 
-  const sample = await sampleGzBytesPerRow(db, config.table, date, lo, hi);
+  const sample = await sampleGzBytesPerRow(db, table, date, lo, hi);
   const probed = await Promise.all(
-    intervals.map((interval) => probeInterval(db, config.table, date, interval.lo, interval.hi)),
+    intervals.map((interval) => probeInterval(db, table, date, interval.lo, interval.hi)),
   );
   const estimatedRows = probed.reduce((sum, p) => sum + p.pieces.reduce((rows, piece) => rows + piece.rows, 0), 0);
   // A chunk is one consumer invocation: its pages must fit D1's queries per invocation. Its parts are
@@ -139,10 +153,10 @@ export async function planArchive(
   }
 
   const runId = nanoid();
-  const key = objectKey(config.table, date, runId);
+  const key = objectKey(table, date, runId);
   const upload = await env.R2_ARCHIVE.createMultipartUpload(key, {
     httpMetadata: { contentType: "application/gzip" },
-    customMetadata: { date, runId, format: "jsonl+gzip" },
+    customMetadata: { table: table.name, date, runId, format: "jsonl+gzip" },
   });
   const createdAt = now.toISOString();
   const plannedRows = chunks.reduce((sum, c) => sum + c.rows, 0);
@@ -157,19 +171,19 @@ export async function planArchive(
       // statement, not by an earlier read.
       db
         .prepare(
-          `INSERT INTO archive_runs (run_id, date, status, object_key, manifest_key, upload_id, part_size,
-             rowid_lo, rowid_hi, planned_rows, chunk_count, est_gz_bytes_per_row, plan_rows_read, created_at)
-           SELECT ?1, ?2, 'archiving', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
+          `INSERT INTO archive_runs (run_id, table_name, date, status, object_key, manifest_key, upload_id,
+             part_size, rowid_lo, rowid_hi, planned_rows, chunk_count, est_gz_bytes_per_row, plan_rows_read, created_at)
+           SELECT ?1, ?15, ?2, 'archiving', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
            WHERE NOT EXISTS (
              SELECT 1 FROM json_each(?14) p, archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-             WHERE r.date = ?2 AND ${HOLDS_ARCHIVED_ROWS}
+             WHERE r.table_name = ?15 AND r.date = ?2 AND ${HOLDS_ARCHIVED_ROWS}
                AND c.rowid_lo <= p.value ->> '$[1]' AND c.rowid_hi >= p.value ->> '$[0]')`,
         )
         .bind(
           runId,
           date,
           key,
-          manifestKey(config.table, date, runId),
+          manifestKey(table, date, runId),
           upload.uploadId,
           config.PART_SIZE_BYTES,
           lo,
@@ -180,6 +194,7 @@ export async function planArchive(
           sample.rowsRead + cutRowsRead,
           createdAt,
           chunkJson,
+          table.name,
         ),
       db
         .prepare(
@@ -196,13 +211,13 @@ export async function planArchive(
     if (!committed) {
       await upload.abort();
       // Two triggers raced: the unique index on in-flight runs let only one in.
-      const winner = await findInFlightRun(db, date);
+      const winner = await findInFlightRun(db, table, date);
       if (winner)
         return {
           outcome: "in_flight",
           run: winner,
           resentChunks: 0,
-          message: `${date} is being archived by run ${winner.run_id}`,
+          message: `${table.name} ${date} is being archived by run ${winner.run_id}`,
         };
       throw error;
     }
@@ -211,9 +226,9 @@ export async function planArchive(
   if (!inserted) {
     // Another run archived these rows after this plan read the ranges: plan again from what is there now.
     await upload.abort();
-    logEvent("archive.plan_overlapped", { date, runId });
-    if (replanned) throw new Error(`${date} changed twice while it was being planned; try again`);
-    return planArchive(env, date, now, true);
+    logEvent("archive.plan_overlapped", { table: table.name, date, runId });
+    if (replanned) throw new Error(`${date} of ${table.name} changed twice while it was being planned; try again`);
+    return planDay(env, config, table, date, now, true);
   }
 
   const messages: ArchiveChunkMessage[] = chunks.map((_, chunkIndex) => ({ version: 1, runId, date, chunkIndex }));
@@ -221,6 +236,7 @@ export async function planArchive(
   const run = (await db.prepare("SELECT * FROM archive_runs WHERE run_id = ?1").bind(runId).first<RunRow>()) as RunRow;
   logEvent("archive.planned", {
     runId,
+    table: table.name,
     date,
     rowidLo: lo,
     rowidHi: hi,
@@ -233,13 +249,13 @@ export async function planArchive(
   return {
     outcome: "planned",
     run,
-    message: `planned run ${runId} of ${date}: ${plannedRows} rows in ${chunks.length} chunks`,
+    message: `planned run ${runId} of ${table.name} ${date}: ${plannedRows} rows in ${chunks.length} chunks`,
   };
 }
 
 /** The day plans again: an earlier refusal no longer holds. */
-async function clearRefusal(db: D1Database, date: string): Promise<void> {
-  await db.prepare("DELETE FROM archive_refusals WHERE date = ?1").bind(date).run();
+async function clearRefusal(db: D1Database, table: ArchivedTable, date: string): Promise<void> {
+  await db.prepare("DELETE FROM archive_refusals WHERE table_name = ?2 AND date = ?1").bind(date, table.name).run();
 }
 
 async function resumeInFlight(env: Env, config: Config, run: RunRow, now: Date): Promise<PlanOutcome> {
@@ -248,7 +264,7 @@ async function resumeInFlight(env: Env, config: Config, run: RunRow, now: Date):
     outcome: "in_flight",
     run,
     resentChunks,
-    message: `${run.date} is being archived by run ${run.run_id}${resentChunks ? `; re-sent ${resentChunks} stalled chunk(s)` : ""}`,
+    message: `${run.table_name} ${run.date} is being archived by run ${run.run_id}${resentChunks ? `; re-sent ${resentChunks} stalled chunk(s)` : ""}`,
   };
 }
 
@@ -273,10 +289,10 @@ async function unarchivedIntervals(
   const { results: held } = await db
     .prepare(
       `SELECT c.rowid_lo AS lo, c.rowid_hi AS hi FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-       WHERE r.date = ?1 AND ${HOLDS_ARCHIVED_ROWS}
+       WHERE r.table_name = ?2 AND r.date = ?1 AND ${HOLDS_ARCHIVED_ROWS}
        ORDER BY c.rowid_lo`,
     )
-    .bind(date)
+    .bind(date, table.name)
     .all<{ lo: number; hi: number }>();
   const free: { lo: number; hi: number }[] = [];
   // Beyond any 64-bit id: an id past ±2^53 (which D1 cannot return exactly) is found too, and fails its chunk loudly.

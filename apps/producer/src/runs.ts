@@ -1,9 +1,9 @@
-import { failRun, type RunRow } from "@path-stats/shared";
+import { type ArchivedTable, failRun, type RunRow } from "@path-stats/shared";
 
-export function findInFlightRun(db: D1Database, date: string): Promise<RunRow | null> {
+export function findInFlightRun(db: D1Database, table: ArchivedTable, date: string): Promise<RunRow | null> {
   return db
-    .prepare("SELECT * FROM archive_runs WHERE date = ?1 AND status IN ('archiving', 'finalizing')")
-    .bind(date)
+    .prepare("SELECT * FROM archive_runs WHERE table_name = ?2 AND date = ?1 AND status IN ('archiving', 'finalizing')")
+    .bind(date, table.name)
     .first<RunRow>();
 }
 
@@ -41,7 +41,7 @@ export async function failRunByOperator(env: Env, runId: string, reason: string,
     throw new RunNotFailableError(
       409,
       "run_committed",
-      `run ${runId} has its manifest in R2: it is committed and is never failed; POST /admin/trigger-archive?date=${run.date} finalizes it`,
+      `run ${runId} has its manifest in R2: it is committed and is never failed; POST /admin/trigger-archive?table=${run.table_name}&date=${run.date} finalizes it`,
     );
   }
   const failed = await failRun(env, runId, `failed by an operator: ${reason}`, now);

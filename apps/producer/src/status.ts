@@ -46,7 +46,7 @@ export async function dayStatus(
   options: { countLive?: boolean } = {},
 ) {
   const [runsResult, chunksResult, metadata, refusalResult, remaining] = await db.batch([
-    db.prepare("SELECT * FROM archive_runs WHERE date = ?1 ORDER BY rowid").bind(date),
+    db.prepare("SELECT * FROM archive_runs WHERE table_name = ?2 AND date = ?1 ORDER BY rowid").bind(date, table.name),
     db
       .prepare(
         `SELECT c.run_id, COUNT(*) AS total,
@@ -73,11 +73,13 @@ export async function dayStatus(
            MAX(c.restore_error) AS last_restore_error,
            SUM(c.verify_state = 'pending') AS verify_pending
          FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-         WHERE r.date = ?1 GROUP BY c.run_id`,
+         WHERE r.table_name = ?2 AND r.date = ?1 GROUP BY c.run_id`,
       )
-      .bind(date),
-    db.prepare("SELECT * FROM archive_metadata WHERE date = ?1").bind(date),
-    db.prepare("SELECT reason, refused_at FROM archive_refusals WHERE date = ?1").bind(date),
+      .bind(date, table.name),
+    db.prepare("SELECT * FROM archive_metadata WHERE table_name = ?2 AND date = ?1").bind(date, table.name),
+    db
+      .prepare("SELECT reason, refused_at FROM archive_refusals WHERE table_name = ?2 AND date = ?1")
+      .bind(date, table.name),
     ...(options.countLive
       ? [db.prepare(`SELECT COUNT(*) AS n FROM ${tableSql(table)} WHERE ${daySql(table)} = ?1`).bind(date)]
       : []),

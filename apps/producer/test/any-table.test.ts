@@ -6,6 +6,7 @@ import {
   quoteIdentifier,
   type RunRow,
   readConfig,
+  tableOf,
   uninstallStatements,
 } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
@@ -84,7 +85,7 @@ function tableFor(form: Form): { vars: Record<string, string>; table: ArchivedTa
     ARCHIVE_DAY_COLUMN: "at",
     ARCHIVE_DAY_FORM: form,
   };
-  return { vars, table: readConfig({ ...env, ...vars }).table };
+  return { vars, table: tableOf(readConfig({ ...env, ...vars })) };
 }
 
 async function createTable(form: Form, table: ArchivedTable, day: string): Promise<string[]> {

@@ -8,6 +8,7 @@ import {
   rangePages,
   readConfig,
   TEXT_PAGE_BYTES,
+  tableOf,
 } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { replayDeadLetters } from "../src/dead-letters.ts";
@@ -360,7 +361,7 @@ describe("dead letters", () => {
 /** How many of a day's rows the page reader gets from text pages and from row pages. */
 async function pageKinds(date: string, maxPageRows = 5000): Promise<Record<RangePage["kind"], number>> {
   const kinds = { text: 0, rows: 0 };
-  const range = { table: readConfig(env).table, date, rowidLo: 0, rowidHi: Number.MAX_SAFE_INTEGER, maxPageRows };
+  const range = { table: tableOf(readConfig(env)), date, rowidLo: 0, rowidHi: Number.MAX_SAFE_INTEGER, maxPageRows };
   for await (const page of rangePages(env.D1, range)) kinds[page.kind] += page.rows;
   return kinds;
 }
@@ -410,7 +411,7 @@ describe("rows of any width", () => {
     ]);
     await env.D1.prepare("UPDATE traffic_events SET latency_ms = id + 0.5 WHERE event_date = ?1").bind(date).run();
     const range = {
-      table: readConfig(env).table,
+      table: tableOf(readConfig(env)),
       date,
       rowidLo: 0,
       rowidHi: Number.MAX_SAFE_INTEGER,
@@ -509,20 +510,22 @@ describe("values JSON cannot carry exactly", () => {
     expect(await runsOf(date)).toEqual([]);
     expect(await count(date)).toBe(20);
 
-    const status = await dayStatus(env.D1, readConfig(env).table, date);
+    const status = await dayStatus(env.D1, tableOf(readConfig(env)), date);
     expect(status.status).toBe("refused");
     expect(status.refusal?.reason).toMatch(/id beyond ±2\^53 \(about 9007199254740992\)/);
     // The operator page's day list says the same.
-    const listed = (await overview(env.D1, readConfig(env).table, NOW, 60)).days.find((d) => d.date === date);
+    const listed = (await overview(env.D1, readConfig(env).tables, tableOf(readConfig(env)), NOW, 60)).days.find(
+      (d) => d.date === date,
+    );
     expect(listed).toMatchObject({ state: "refused", lastError: status.refusal?.reason });
     const problem = (await evaluateHealth(env, NOW)).problems.find((p) => p.code === "day_refused");
-    expect(problem).toMatchObject({ date, key: `day_refused:${date}` });
+    expect(problem).toMatchObject({ table: "traffic_events", date, key: `day_refused:traffic_events:${date}` });
     expect(problem?.message).toMatch(/9007199254740992/);
 
     // The row put back within range: the day plans, and the refusal is gone.
     await env.D1.prepare("UPDATE traffic_events SET id = ?1 WHERE id > 9007199254740000").bind(row?.id).run();
     expect((await planArchive({ ...env, ARCHIVE_QUEUE: capturingQueue() }, date, NOW)).outcome).toBe("planned");
-    expect((await dayStatus(env.D1, readConfig(env).table, date)).refusal).toBeNull();
+    expect((await dayStatus(env.D1, tableOf(readConfig(env)), date)).refusal).toBeNull();
     expect((await evaluateHealth(env, NOW)).problems.some((p) => p.code === "day_refused")).toBe(false);
   });
 });

@@ -52,7 +52,7 @@ it("status, overview, health and metrics of a 5M-row day each read fewer than 10
   const metrics = await get("/admin/metrics");
   expect(metrics.response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
   expect(metrics.body).toContain('path_stats_runs{status="archiving"} 1\n');
-  expect(metrics.body).toContain("path_stats_closed_days_in_d1 1\n");
+  expect(metrics.body).toContain(`path_stats_closed_days_in_d1{table="traffic_events"} 1\n`);
 
   const costs = Object.fromEntries(
     Object.entries({ status, overview, health, metrics }).map(([name, r]) => [name, r.rowsRead]),

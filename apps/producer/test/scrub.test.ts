@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { type ChunkRow, chunkMemberRange, Manifest, type RunRow, readConfig } from "@path-stats/shared";
+import { type ChunkRow, chunkMemberRange, Manifest, type RunRow, readConfig, tableOf } from "@path-stats/shared";
 import { describe, expect, it } from "vitest";
 import { runCron } from "../src/cron.ts";
 import { evaluateHealth } from "../src/monitoring/health.ts";
@@ -59,7 +59,7 @@ describe("scrub", () => {
       .bind(run.run_id)
       .all<Pick<ChunkRow, "verify_state">>();
     expect(results.every((c) => c.verify_state === "ok")).toBe(true);
-    const status = await dayStatus(env.D1, readConfig(env).table, date);
+    const status = await dayStatus(env.D1, tableOf(readConfig(env)), date);
     expect(status.runs[0]?.verify).toEqual({ state: "ok", verifiedAt: after.verified_at, error: null });
   });
 
@@ -72,7 +72,7 @@ describe("scrub", () => {
     expect(after.verify_error).toMatch(/^chunk 0: /);
     const health = await evaluateHealth(env, NOW);
     expect(health.problems.map((p) => p.key)).toContain(`archive_verify_failed:${run.run_id}`);
-    expect((await dayStatus(env.D1, readConfig(env).table, date)).runs[0]?.verify.state).toBe("failed");
+    expect((await dayStatus(env.D1, tableOf(readConfig(env)), date)).runs[0]?.verify.state).toBe("failed");
   });
 
   it("finds damaged padding between two ranges, which a whole-object reader would trip on", async () => {

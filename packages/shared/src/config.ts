@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type ArchivedTable, type ArchivedTableVars, parseArchivedTable } from "./archived-table/archived-table.ts";
+import { type ArchivedTable, type ArchivedTableVars, parseArchivedTables } from "./archived-table/archived-table.ts";
 
 const MiB = 1024 * 1024;
 
@@ -65,7 +65,7 @@ const ConfigVars = z.object({
   DELETE_BATCH_ROWS: intVar(5000, 1, 50_000),
   /** First retry delay of a failed message; each further attempt doubles it, up to 5 minutes. */
   RETRY_DELAY_SECONDS: intVar(5, 0, 300),
-  /** Closed days kept in D1 before cleanup. */
+  /** Closed days kept in D1 before cleanup, for each table that does not set its own hotDays. */
   HOT_DAYS: intVar(3, 0, 365),
   /**
    * Most days the cron starts archiving, and most days it sends to cleanup,
@@ -88,8 +88,8 @@ const ConfigVars = z.object({
   MAX_OBJECT_MIB_PER_MILLION_ROWS: intVar(32, 1, 10_000),
 });
 export type Config = z.output<typeof ConfigVars> & {
-  /** The table archived (ARCHIVE_TABLE and the vars beside it). */
-  table: ArchivedTable;
+  /** The tables archived (ARCHIVE_TABLES, or ARCHIVE_TABLE and the vars beside it), in the order configured. */
+  tables: ArchivedTable[];
 };
 
 export class ConfigError extends Error {
@@ -99,11 +99,38 @@ export class ConfigError extends Error {
 /** Reads the configuration from a Worker's env, refusing bad values loudly. */
 export function readConfig(env: Partial<Record<keyof z.input<typeof ConfigVars>, string>> & ArchivedTableVars): Config {
   const parsed = ConfigVars.safeParse(env);
-  const table = parseArchivedTable(env);
+  const tables = parseArchivedTables(env, parsed.success ? parsed.data.HOT_DAYS : 0);
+  const refused = tables.filter((t): t is string => typeof t === "string");
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)),
-    ...(Array.isArray(table) ? table : []),
+    ...refused,
   ];
-  if (!parsed.success || Array.isArray(table)) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
-  return { ...parsed.data, table };
+  if (!parsed.success || refused.length > 0) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  return { ...parsed.data, tables: tables as ArchivedTable[] };
+}
+
+/** A table an operator or a message named that the configuration does not say, or no table where one is needed. */
+export class TableChoiceError extends Error {
+  override name = "TableChoiceError";
+  constructor(
+    readonly code: "unknown_table" | "table_required",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The configured table called `name`. With one table configured, `name` may
+ * be left out (null or undefined); with several it must be given.
+ */
+export function tableOf(config: Config, name?: string | null): ArchivedTable {
+  const names = config.tables.map((t) => t.name).join(", ");
+  if (name === undefined || name === null || name === "") {
+    if (config.tables.length === 1) return config.tables[0] as ArchivedTable;
+    throw new TableChoiceError("table_required", `several tables are archived (${names}): say which, with table=`);
+  }
+  const table = config.tables.find((t) => t.name === name);
+  if (!table) throw new TableChoiceError("unknown_table", `table ${name} is not archived here; archived: ${names}`);
+  return table;
 }

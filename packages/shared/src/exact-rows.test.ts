@@ -95,6 +95,7 @@ describe("exactMatch", () => {
     dayColumn: "event_date",
     dayForm: "date",
     keyPrefix: "events/event_date=",
+    hotDays: 3,
   };
   const table: TableColumn[] = [
     { name: "id", affinity: "INTEGER", defaultSql: null },

@@ -1,6 +1,8 @@
 /** A row of archive_runs. */
 export interface RunRow {
   run_id: string;
+  /** The archived table the run is of (ArchivedTable.name). */
+  table_name: string;
   date: string;
   status: "archiving" | "finalizing" | "archived" | "failed";
   object_key: string;

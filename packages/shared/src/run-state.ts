@@ -34,7 +34,7 @@ export async function failRun(
     .bind(reason, now.toISOString(), runId, finalizeToken)
     .first<RunRow>();
   if (!run) return null;
-  logEvent("archive.run_failed", { runId, date: run.date, error: reason });
+  logEvent("archive.run_failed", { runId, table: run.table_name, date: run.date, error: reason });
   recordPoint(env, {
     kind: "run",
     outcome: "failed",
@@ -70,15 +70,16 @@ export async function markDayCleanedIfDone(
   const result = await db
     .prepare(
       `UPDATE archive_metadata SET d1_cleaned = 1, cleaned_at = ?1
-       WHERE date = ?2 AND d1_cleaned = 0
-         AND NOT EXISTS (SELECT 1 FROM archive_runs WHERE date = ?2 AND status IN ('archiving', 'finalizing'))
+       WHERE table_name = ?3 AND date = ?2 AND d1_cleaned = 0
+         AND NOT EXISTS (
+           SELECT 1 FROM archive_runs WHERE table_name = ?3 AND date = ?2 AND status IN ('archiving', 'finalizing'))
          AND NOT EXISTS (
            SELECT 1 FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
-           WHERE r.date = ?2 AND r.status = 'archived' AND c.cleanup_state <> 'cleaned')
+           WHERE r.table_name = ?3 AND r.date = ?2 AND r.status = 'archived' AND c.cleanup_state <> 'cleaned')
          AND NOT EXISTS (SELECT 1 FROM ${tableSql(table)} WHERE ${daySql(table)} = ?2)`,
     )
-    .bind(now.toISOString(), date)
+    .bind(now.toISOString(), date, table.name)
     .run();
-  if (result.meta.changes) logEvent("cleanup.date_cleaned", { date });
+  if (result.meta.changes) logEvent("cleanup.date_cleaned", { table: table.name, date });
   return result.meta.changes > 0;
 }

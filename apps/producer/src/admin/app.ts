@@ -6,6 +6,8 @@ import {
   logEvent,
   parseClosedDate,
   readConfig,
+  TableChoiceError,
+  tableOf,
 } from "@path-stats/shared";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -28,8 +30,10 @@ import { ApiError, errorResponse } from "./errors.ts";
 /** Bodies are small JSON: anything larger is refused before it is read. */
 const MAX_BODY_BYTES = 16 * 1024;
 
-const DateQuery = z.object({ date: z.string() }).strict();
-const StatusQuery = z.object({ date: z.string(), count: z.literal("live").optional() }).strict();
+/** Which archived table: may be left out when one table is archived (tableOf). */
+const table = z.string().max(200).optional();
+const DateQuery = z.object({ table, date: z.string() }).strict();
+const StatusQuery = z.object({ table, date: z.string(), count: z.literal("live").optional() }).strict();
 const DeadLetterQuery = z
   .object({
     queue: z.enum(["archive-chunks", "cleanup-ranges"]).optional(),
@@ -40,6 +44,7 @@ const DeadLetterQuery = z
   .strict();
 const RestoreQuery = z
   .object({
+    table,
     date: z.string(),
     runId: z
       .string()
@@ -47,7 +52,7 @@ const RestoreQuery = z
       .optional(),
   })
   .strict();
-const OverviewQuery = z.object({ days: z.coerce.number().int().min(1).max(366).default(30) }).strict();
+const OverviewQuery = z.object({ table, days: z.coerce.number().int().min(1).max(366).default(30) }).strict();
 const RunIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a run id");
 const FailBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
 const ReplayBody = z.union([
@@ -78,9 +83,10 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
   return parsed.data;
 }
 
-/** The day named by `?date=`, which must be closed (before today, UTC). */
-function closedDay(url: string): string {
-  return parseClosedDate(query(url, DateQuery).date, new Date());
+/** The table and day named by `?table=&date=`; the day must be closed (before today, UTC). */
+function closedDay(url: string): { table: string | undefined; date: string } {
+  const { table, date } = query(url, DateQuery);
+  return { table, date: parseClosedDate(date, new Date()) };
 }
 
 const app = new Hono<AdminEnv>();
@@ -93,6 +99,7 @@ app
     logEvent("admin.action", {
       caller: c.get("caller") ?? "unauthenticated",
       action: `${c.req.method} ${c.req.path}`,
+      table: c.req.query("table")?.slice(0, 64) ?? null,
       date: c.get("date") ?? c.req.query("date")?.slice(0, 40) ?? null,
       status: c.res.status,
     });
@@ -121,17 +128,18 @@ app
     }),
   )
   .post("/admin/trigger-archive", async (c) => {
-    const date = closedDay(c.req.url);
+    const { table, date } = closedDay(c.req.url);
     c.set("date", date);
-    const result = await planArchive(c.env, date);
+    const result = await planArchive(c.env, date, new Date(), table);
     const status = result.outcome === "planned" || result.outcome === "in_flight" ? 202 : 200;
     return c.json({ ...result, runId: result.run?.run_id ?? null }, status);
   })
   .get("/admin/archive-status", async (c) => {
-    const { date: input, count } = query(c.req.url, StatusQuery);
+    const { table, date: input, count } = query(c.req.url, StatusQuery);
     const date = parseClosedDate(input, new Date());
     c.set("date", date);
-    return c.json(await dayStatus(c.env.D1, readConfig(c.env).table, date, { countLive: count === "live" }));
+    const archived = tableOf(readConfig(c.env), table);
+    return c.json(await dayStatus(c.env.D1, archived, date, { countLive: count === "live" }));
   })
   .get("/admin/health", async (c) => {
     query(c.req.url, z.object({}).strict());
@@ -139,31 +147,32 @@ app
     return c.json(health, health.healthy ? 200 : 503);
   })
   .get("/admin/overview", async (c) => {
-    const { days } = query(c.req.url, OverviewQuery);
-    return c.json(await overview(c.env.D1, readConfig(c.env).table, new Date(), days));
+    const { table, days } = query(c.req.url, OverviewQuery);
+    const config = readConfig(c.env);
+    return c.json(await overview(c.env.D1, config.tables, tableOf(config, table), new Date(), days));
   })
   .get("/admin/metrics", async (c) => {
     query(c.req.url, z.object({}).strict());
     const now = new Date();
-    const text = await metricsText(c.env.D1, readConfig(c.env).table, now, await evaluateHealth(c.env, now));
+    const text = await metricsText(c.env.D1, readConfig(c.env).tables, now, await evaluateHealth(c.env, now));
     return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   })
   .post("/admin/trigger-cleanup", async (c) => {
-    const date = closedDay(c.req.url);
+    const { table, date } = closedDay(c.req.url);
     c.set("date", date);
-    const result = await planCleanup(c.env, date);
+    const result = await planCleanup(c.env, date, new Date(), {}, table);
     return c.json(result, result.outcome === "enqueued" ? 202 : 200);
   })
   .post("/admin/verify", async (c) => {
-    const date = closedDay(c.req.url);
+    const { table, date } = closedDay(c.req.url);
     c.set("date", date);
-    return c.json(await planScrub(c.env, date), 202);
+    return c.json(await planScrub(c.env, date, new Date(), table), 202);
   })
   .post("/admin/restore", async (c) => {
-    const { date: input, runId } = query(c.req.url, RestoreQuery);
+    const { table, date: input, runId } = query(c.req.url, RestoreQuery);
     const date = parseClosedDate(input, new Date());
     c.set("date", date);
-    return c.json(await planRestore(c.env, date, runId ?? null), 202);
+    return c.json(await planRestore(c.env, date, runId ?? null, new Date(), table), 202);
   })
   .post("/admin/runs/:runId/fail", async (c) => {
     query(c.req.url, z.object({}).strict());
@@ -171,7 +180,7 @@ app
     const { reason } = parse(FailBody, await c.req.json().catch(() => undefined), "body");
     const run = await failRunByOperator(c.env, runId, reason, new Date());
     c.set("date", run.date);
-    return c.json({ runId, date: run.date, status: run.status, error: run.error });
+    return c.json({ runId, table: run.table_name, date: run.date, status: run.status, error: run.error });
   })
   .get("/admin/dead-letters", async (c) => {
     const filter = query(c.req.url, DeadLetterQuery);
@@ -189,6 +198,7 @@ app
   .onError((error, c) => {
     if (error instanceof ApiError) return errorResponse(c, error);
     if (error instanceof InvalidDateError) return errorResponse(c, new ApiError(400, error.code, error.message));
+    if (error instanceof TableChoiceError) return errorResponse(c, new ApiError(400, error.code, error.message));
     if (error instanceof CleanupRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
     if (error instanceof UnarchivableDayError)
       return errorResponse(c, new ApiError(409, "unarchivable", error.message));

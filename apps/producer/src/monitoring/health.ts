@@ -18,6 +18,8 @@ export type ProblemCode =
 export interface Problem {
   key: string;
   code: ProblemCode;
+  /** The archived table it is about; null for the archiver's own (dead letters). */
+  table: string | null;
   date: string | null;
   runId: string | null;
   /** When the problem began, as far as D1 records tell (ISO 8601). */
@@ -41,6 +43,7 @@ const MIN_ROWS_FOR_SIZE_CHECK = 10_000;
 
 interface RunFacts {
   run_id: string;
+  table_name: string;
   date: string;
   status: string;
   created_at: string;
@@ -57,9 +60,10 @@ interface RunFacts {
 }
 
 /**
- * Evaluates the archiver's health from what D1 records. Every query reads
- * O(days + runs + chunks) rows, never a day's events: the days still in D1
- * come from one index seek per day, and each day's newest id from one more.
+ * Evaluates the archiver's health from what D1 records, over every archived
+ * table. Every query reads O(days + runs + chunks) rows, never a day's
+ * events: the days still in D1 come from one index seek per day and table,
+ * and each day's newest id from one more.
  */
 export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
   const config = readConfig(env);
@@ -69,41 +73,43 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     // Each run of the window (and any older one still in flight), with its last sign of progress.
     db
       .prepare(
-        `SELECT r.run_id, r.date, r.status, r.created_at, r.finalize_started_at, r.failed_at, r.archived_at,
+        `SELECT r.run_id, r.table_name, r.date, r.status, r.created_at, r.finalize_started_at, r.failed_at, r.archived_at,
                 r.error, r.rowid_hi, r.archived_rows, r.object_bytes, r.verified_at, r.verify_error,
                 CASE WHEN r.status IN ('archiving', 'finalizing') THEN
                   (SELECT MAX(MAX(IFNULL(c.claimed_at, ''), IFNULL(c.archived_at, '')))
                    FROM archive_chunks c WHERE c.run_id = r.run_id) END AS last_progress
          FROM archive_runs r
          WHERE r.date >= ?1 OR r.status IN ('archiving', 'finalizing')
-         ORDER BY r.date, r.rowid`,
+         ORDER BY r.table_name, r.date, r.rowid`,
       )
       .bind(addDays(today, -WINDOW_DAYS)),
     db.prepare(
-      `SELECT c.run_id, c.chunk_index, r.date, c.cleanup_error, c.cleanup_failed_at
+      `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.cleanup_error, c.cleanup_failed_at
        FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
        WHERE c.cleanup_state = 'failed'`,
     ),
     db.prepare("SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM dead_letters WHERE replayed_at IS NULL"),
     db.prepare(
-      `SELECT c.run_id, c.chunk_index, r.date, c.restore_error, c.restore_failed_at
+      `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.restore_error, c.restore_failed_at
        FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
        WHERE c.restore_state = 'failed'`,
     ),
-    db.prepare("SELECT date, reason, refused_at FROM archive_refusals ORDER BY date"),
+    db.prepare("SELECT table_name, date, reason, refused_at FROM archive_refusals ORDER BY table_name, date"),
     // Ranges of each day's latest committed run whose cleanup left rows that nothing changed since the
     // run was planned (the epoch never grew): rows cleanup cannot match, which every cron would archive again.
     db.prepare(
-      `SELECT c.run_id, c.chunk_index, r.date, c.rows_left, c.cleaned_at
+      `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.rows_left, c.cleaned_at
        FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
        WHERE c.cleanup_state = 'cleaned' AND c.rows_left > 0 AND c.cleanup_epoch = 0
-         AND r.rowid = (SELECT MAX(rowid) FROM archive_runs WHERE date = r.date AND status = 'archived')`,
+         AND r.rowid = (
+           SELECT MAX(rowid) FROM archive_runs WHERE table_name = r.table_name AND date = r.date AND status = 'archived')`,
     ),
   ]);
   const runs = (runsResult?.results ?? []) as RunFacts[];
   const refused = (refusedResult?.results ?? []) as {
     run_id: string;
     chunk_index: number;
+    table_name: string;
     date: string;
     cleanup_error: string | null;
     cleanup_failed_at: string | null;
@@ -112,14 +118,21 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
   const restoreFailures = (restoreResult?.results ?? []) as {
     run_id: string;
     chunk_index: number;
+    table_name: string;
     date: string;
     restore_error: string | null;
     restore_failed_at: string | null;
   }[];
-  const dayRefusals = (dayRefusalsResult?.results ?? []) as { date: string; reason: string; refused_at: string }[];
+  const dayRefusals = (dayRefusalsResult?.results ?? []) as {
+    table_name: string;
+    date: string;
+    reason: string;
+    refused_at: string;
+  }[];
   const unmatched = (unmatchedResult?.results ?? []) as {
     run_id: string;
     chunk_index: number;
+    table_name: string;
     date: string;
     rows_left: number;
     cleaned_at: string | null;
@@ -129,56 +142,71 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     0,
   );
 
-  const inD1 = await closedDaysInD1(db, config.table, today);
-  const daysInD1 = inD1.days.map((d) => d.date);
-  d1RowsRead += inD1.rowsRead;
-
   const problems: Problem[] = [];
-  const byDate = new Map<string, RunFacts[]>();
-  for (const run of runs) byDate.set(run.date, [...(byDate.get(run.date) ?? []), run]);
+  const byDay = new Map<string, RunFacts[]>();
+  const dayKey = (table: string, date: string) => `${table}:${date}`;
+  for (const run of runs) {
+    const key = dayKey(run.table_name, run.date);
+    byDay.set(key, [...(byDay.get(key) ?? []), run]);
+  }
+  const daysInD1 = new Map<string, string[]>();
 
-  for (const { date, newestId } of inD1.days) {
-    const deadline = new Date(Date.parse(`${addDays(date, 1)}T00:00:00Z`) + config.ARCHIVE_DEADLINE_HOURS * 3600_000);
-    if (now < deadline) continue;
-    const dayRuns = byDate.get(date) ?? [];
-    if (dayRuns.some((r) => r.status === "archiving" || r.status === "finalizing")) continue;
-    if (dayRuns.at(-1)?.status === "failed") continue; // reported as run_failed
-    const archivedUpTo = Math.max(...dayRuns.filter((r) => r.status === "archived").map((r) => r.rowid_hi), -Infinity);
-    if (newestId <= archivedUpTo) continue;
-    problems.push({
-      key: `day_not_archived:${date}`,
-      code: "day_not_archived",
-      date,
-      runId: null,
-      since: deadline.toISOString(),
-      message: `${date} has rows in D1 that no archive holds, ${config.ARCHIVE_DEADLINE_HOURS} h after the day closed`,
-      action: `check the cron's logs, then POST /admin/trigger-archive?date=${date}`,
-    });
+  for (const table of config.tables) {
+    const inD1 = await closedDaysInD1(db, table, today);
+    daysInD1.set(
+      table.name,
+      inD1.days.map((d) => d.date),
+    );
+    d1RowsRead += inD1.rowsRead;
+    for (const { date, newestId } of inD1.days) {
+      const deadline = new Date(Date.parse(`${addDays(date, 1)}T00:00:00Z`) + config.ARCHIVE_DEADLINE_HOURS * 3600_000);
+      if (now < deadline) continue;
+      const dayRuns = byDay.get(dayKey(table.name, date)) ?? [];
+      if (dayRuns.some((r) => r.status === "archiving" || r.status === "finalizing")) continue;
+      if (dayRuns.at(-1)?.status === "failed") continue; // reported as run_failed
+      const archivedUpTo = Math.max(
+        ...dayRuns.filter((r) => r.status === "archived").map((r) => r.rowid_hi),
+        -Infinity,
+      );
+      if (newestId <= archivedUpTo) continue;
+      problems.push({
+        key: `day_not_archived:${dayKey(table.name, date)}`,
+        code: "day_not_archived",
+        table: table.name,
+        date,
+        runId: null,
+        since: deadline.toISOString(),
+        message: `${table.name} ${date} has rows in D1 that no archive holds, ${config.ARCHIVE_DEADLINE_HOURS} h after the day closed`,
+        action: `check the cron's logs, then POST /admin/trigger-archive?table=${table.name}&date=${date}`,
+      });
+    }
   }
 
   for (const refusal of dayRefusals) {
     problems.push({
-      key: `day_refused:${refusal.date}`,
+      key: `day_refused:${dayKey(refusal.table_name, refusal.date)}`,
       code: "day_refused",
+      table: refusal.table_name,
       date: refusal.date,
       runId: null,
       since: refusal.refused_at,
       message: refusal.reason,
-      action: `give the row an id within ±2^53 (or move it out of ${refusal.date}), then POST /admin/trigger-archive?date=${refusal.date}`,
+      action: `give the row an id within ±2^53 (or move it out of ${refusal.date}), then POST /admin/trigger-archive?table=${refusal.table_name}&date=${refusal.date}`,
     });
   }
 
-  for (const [date, dayRuns] of byDate) {
+  for (const dayRuns of byDay.values()) {
     const latest = dayRuns.at(-1);
     if (latest?.status !== "failed") continue;
     problems.push({
       key: `run_failed:${latest.run_id}`,
       code: "run_failed",
-      date,
+      table: latest.table_name,
+      date: latest.date,
       runId: latest.run_id,
       since: latest.failed_at ?? latest.created_at,
-      message: `the latest run of ${date} failed: ${latest.error ?? "no reason recorded"}`,
-      action: `fix the cause, then POST /admin/trigger-archive?date=${date} (the cron does not retry a failed day)`,
+      message: `the latest run of ${latest.table_name} ${latest.date} failed: ${latest.error ?? "no reason recorded"}`,
+      action: `fix the cause, then POST /admin/trigger-archive?table=${latest.table_name}&date=${latest.date} (the cron does not retry a failed day)`,
     });
   }
 
@@ -193,6 +221,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     problems.push({
       key: `run_stalled:${run.run_id}`,
       code: "run_stalled",
+      table: run.table_name,
       date: run.date,
       runId: run.run_id,
       since: progress,
@@ -200,8 +229,8 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       // A finalizing run may have its manifest written: it is finalized again, never failed.
       action:
         run.status === "finalizing"
-          ? `POST /admin/trigger-archive?date=${run.date} sends its finalization again; a run that may have written its manifest is never failed`
-          : `POST /admin/trigger-archive?date=${run.date} re-sends its stalled chunks; if it stays stuck, POST /admin/runs/${run.run_id}/fail`,
+          ? `POST /admin/trigger-archive?table=${run.table_name}&date=${run.date} sends its finalization again; a run that may have written its manifest is never failed`
+          : `POST /admin/trigger-archive?table=${run.table_name}&date=${run.date} re-sends its stalled chunks; if it stays stuck, POST /admin/runs/${run.run_id}/fail`,
     });
   }
 
@@ -209,6 +238,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     problems.push({
       key: `cleanup_refused:${range.run_id}:${range.chunk_index}`,
       code: "cleanup_refused",
+      table: range.table_name,
       date: range.date,
       runId: range.run_id,
       since: range.cleanup_failed_at ?? now.toISOString(),
@@ -222,6 +252,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     problems.push({
       key: `rows_unmatched:${range.run_id}:${range.chunk_index}`,
       code: "rows_unmatched",
+      table: range.table_name,
       date: range.date,
       runId: range.run_id,
       since: range.cleaned_at ?? now.toISOString(),
@@ -235,11 +266,12 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     problems.push({
       key: `archive_verify_failed:${run.run_id}`,
       code: "archive_verify_failed",
+      table: run.table_name,
       date: run.date,
       runId: run.run_id,
       since: run.verified_at ?? now.toISOString(),
       message: `the archive of run ${run.run_id} (${run.date}) read back from R2 differs from its manifest: ${run.verify_error}`,
-      action: `cleanup refuses such ranges; if D1 still holds the day, fail nothing and archive it again after moving the object aside; then POST /admin/verify?date=${run.date}`,
+      action: `cleanup refuses such ranges; if D1 still holds the day, fail nothing and archive it again after moving the object aside; then POST /admin/verify?table=${run.table_name}&date=${run.date}`,
     });
   }
 
@@ -247,24 +279,28 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     problems.push({
       key: `restore_failed:${range.run_id}:${range.chunk_index}`,
       code: "restore_failed",
+      table: range.table_name,
       date: range.date,
       runId: range.run_id,
       since: range.restore_failed_at ?? now.toISOString(),
       message: `restoring range ${range.chunk_index} of run ${range.run_id} (${range.date}) stopped: ${range.restore_error ?? "no reason recorded"}`,
-      action: `nothing was overwritten; resolve the rows it names, then POST /admin/restore?date=${range.date}&runId=${range.run_id} again`,
+      action: `nothing was overwritten; resolve the rows it names, then POST /admin/restore?table=${range.table_name}&date=${range.date}&runId=${range.run_id} again`,
     });
   }
 
-  const allowed = config.HOT_DAYS + 1; // the hot days plus the day being cleaned
-  if (daysInD1.length > allowed) {
-    const oldest = daysInD1[0] as string;
+  for (const table of config.tables) {
+    const days = daysInD1.get(table.name) ?? [];
+    const allowed = table.hotDays + 1; // the hot days plus the day being cleaned
+    if (days.length <= allowed) continue;
+    const oldest = days[0] as string;
     problems.push({
-      key: "too_many_days_in_d1",
+      key: `too_many_days_in_d1:${table.name}`,
       code: "too_many_days_in_d1",
+      table: table.name,
       date: oldest,
       runId: null,
       since: `${addDays(oldest, allowed + 1)}T00:00:00.000Z`,
-      message: `D1 holds ${daysInD1.length} closed days (${oldest} … ${daysInD1.at(-1)}); HOT_DAYS allows ${allowed}`,
+      message: `D1 holds ${days.length} closed days of ${table.name} (${oldest} … ${days.at(-1)}); its ${table.hotDays} hot days allow ${allowed}`,
       action: "look at the other problems: a day that is not archived or not cleaned stays in D1",
     });
   }
@@ -273,6 +309,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     problems.push({
       key: "dead_letters_pending",
       code: "dead_letters_pending",
+      table: null,
       date: null,
       runId: null,
       since: letters.oldest ?? now.toISOString(),
@@ -289,6 +326,7 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     problems.push({
       key: `object_too_large:${run.run_id}`,
       code: "object_too_large",
+      table: run.table_name,
       date: run.date,
       runId: run.run_id,
       since: run.archived_at ?? run.created_at,

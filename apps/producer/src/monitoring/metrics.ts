@@ -17,10 +17,11 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 /**
  * The archiver's counters and gauges, from what D1 records: one aggregate
  * over the runs, one over the chunks (a few per day: about 4000 rows a year
- * at 1M events a day), one index seek per closed day still in D1 and one per
- * dead-letter count. Health's problems come in as a gauge per code.
+ * at 1M events a day), one index seek per closed day still in D1 (of each
+ * table) and one per dead-letter count. Health's problems come in as a gauge
+ * per code. Totals are over all archived tables.
  */
-export async function metricsText(db: D1Database, table: ArchivedTable, now: Date, health: Health): Promise<string> {
+export async function metricsText(db: D1Database, tables: ArchivedTable[], now: Date, health: Health): Promise<string> {
   const [runsResult, chunksResult, lettersResult] = await db.batch([
     db.prepare(
       `SELECT status, COUNT(*) AS runs, IFNULL(SUM(archived_rows), 0) AS rows, IFNULL(SUM(object_bytes), 0) AS bytes,
@@ -50,7 +51,10 @@ export async function metricsText(db: D1Database, table: ArchivedTable, now: Dat
   }[];
   const chunks = (chunksResult?.results[0] ?? {}) as Record<string, number>;
   const letters = (lettersResult?.results[0] ?? {}) as { total: number; pending: number };
-  const { days: daysInD1 } = await closedDaysInD1(db, table, utcDate(now));
+  const daysInD1: Sample[] = [];
+  for (const table of tables) {
+    daysInD1.push([{ table: table.name }, (await closedDaysInD1(db, table, utcDate(now))).days.length]);
+  }
   const archived = runs.find((r) => r.status === "archived");
   const problemCodes = new Map<string, number>();
   for (const p of health.problems) problemCodes.set(p.code, (problemCodes.get(p.code) ?? 0) + 1);
@@ -94,7 +98,7 @@ export async function metricsText(db: D1Database, table: ArchivedTable, now: Dat
       [{}, letters.total ?? 0],
     ]),
     family("path_stats_dead_letters_pending", "gauge", "Dead letters not replayed.", [[{}, letters.pending ?? 0]]),
-    family("path_stats_closed_days_in_d1", "gauge", "Closed days that still have rows in D1.", [[{}, daysInD1.length]]),
+    family("path_stats_closed_days_in_d1", "gauge", "Closed days that still have rows in D1, by table.", daysInD1),
     family("path_stats_health_problems", "gauge", "Health problems now, by code (see /admin/health).", [
       ...[...problemCodes].map(([code, n]): Sample => [{ code }, n]),
     ]),

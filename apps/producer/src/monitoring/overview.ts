@@ -40,7 +40,13 @@ export interface DayOverview {
  * window's runs and their chunks, its archive_metadata rows, and one index
  * seek per day still in D1 — never a day's events.
  */
-export async function overview(db: D1Database, table: ArchivedTable, now: Date, days: number) {
+export async function overview(
+  db: D1Database,
+  tables: readonly ArchivedTable[],
+  table: ArchivedTable,
+  now: Date,
+  days: number,
+) {
   const today = utcDate(now);
   const first = addDays(today, -days);
   const [runsResult, metaResult, refusalsResult] = await db.batch([
@@ -53,14 +59,18 @@ export async function overview(db: D1Database, table: ArchivedTable, now: Date, 
                 IFNULL(SUM(c.cleanup_state = 'pending'), 0) AS ranges_pending,
                 IFNULL(SUM(c.cleanup_state = 'failed'), 0) AS ranges_failed
          FROM archive_runs r LEFT JOIN archive_chunks c ON c.run_id = r.run_id
-         WHERE r.date >= ?1 AND r.date < ?2
+         WHERE r.table_name = ?3 AND r.date >= ?1 AND r.date < ?2
          GROUP BY r.run_id ORDER BY r.date, r.rowid`,
       )
-      .bind(first, today),
+      .bind(first, today, table.name),
     db
-      .prepare("SELECT date, d1_cleaned, cleaned_at FROM archive_metadata WHERE date >= ?1 AND date < ?2")
-      .bind(first, today),
-    db.prepare("SELECT date, reason FROM archive_refusals WHERE date >= ?1 AND date < ?2").bind(first, today),
+      .prepare(
+        "SELECT date, d1_cleaned, cleaned_at FROM archive_metadata WHERE table_name = ?3 AND date >= ?1 AND date < ?2",
+      )
+      .bind(first, today, table.name),
+    db
+      .prepare("SELECT date, reason FROM archive_refusals WHERE table_name = ?3 AND date >= ?1 AND date < ?2")
+      .bind(first, today, table.name),
   ]);
   const refusals = new Map(
     ((refusalsResult?.results ?? []) as { date: string; reason: string }[]).map((r) => [r.date, r.reason]),
@@ -115,6 +125,8 @@ export async function overview(db: D1Database, table: ArchivedTable, now: Date, 
   const rangesRefused = runs.reduce((sum, r) => sum + r.ranges_failed, 0);
   return {
     table: table.name,
+    /** Every table archived here, for a choice of which to look at. */
+    tables: tables.map((t) => t.name),
     from: first,
     to: addDays(today, -1),
     days: dayViews,

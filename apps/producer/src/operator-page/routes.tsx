@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import { parseClosedDate, readConfig } from "@path-stats/shared";
+import { parseClosedDate, readConfig, tableOf } from "@path-stats/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../admin/errors.ts";
@@ -48,12 +48,15 @@ export const operatorPage = new Hono<{ Bindings: Env }>()
   })
   .get("/", (c) => c.html(`<!doctype html>${(<Shell />).toString()}`))
   .get("/fragments/health", async (c) => c.html(<HealthFragment health={await evaluateHealth(c.env, new Date())} />))
-  .get("/fragments/overview", async (c) =>
-    c.html(<OverviewFragment data={await overview(c.env.D1, readConfig(c.env).table, new Date(), 30)} />),
-  )
+  .get("/fragments/overview", async (c) => {
+    const config = readConfig(c.env);
+    const table = tableOf(config, c.req.query("table") ?? config.tables[0]?.name);
+    return c.html(<OverviewFragment data={await overview(c.env.D1, config.tables, table, new Date(), 30)} />);
+  })
   .get("/fragments/day", async (c) => {
     const date = parseClosedDate(c.req.query("date") ?? "", new Date());
-    return c.html(<DayFragment status={await dayStatus(c.env.D1, readConfig(c.env).table, date)} />);
+    const table = tableOf(readConfig(c.env), c.req.query("table"));
+    return c.html(<DayFragment status={await dayStatus(c.env.D1, table, date)} />);
   })
   .get("/fragments/dead-letters", async (c) => {
     const parsed = DeadLetterQuery.safeParse(c.req.query());

@@ -15,10 +15,11 @@ import { type ArchivedTable, daySql, idSql, tableSql } from "./archived-table.ts
  *   inserted or changed in an archived range bumps that range's epoch, so
  *   cleanup never deletes a row its archive does not hold (ARCHITECTURE §8).
  *   For the API's ordinary inserts (today's rows: no run of today) each
- *   trigger costs one index probe on archive_runs or archive_metadata.
+ *   trigger costs one index probe on archive_runs or archive_metadata. They
+ *   look only at the archiver's rows of this table.
  *
- * The SQL is what migrations 0001, 0002 and 0006 create for the example
- * table, with the table's own names.
+ * Applying a newer version's migration over an older one replaces the
+ * triggers (each is dropped first); the index stays.
  */
 
 /** Names of the objects installed on a table: `archiver_<table>_…`, so that an operator sees whose they are. */
@@ -42,38 +43,57 @@ export function installStatements(table: ArchivedTable): string[] {
   const newDay = daySql(table, "NEW");
   const oldDay = daySql(table, "OLD");
   const newId = idSql(table, "NEW");
+  // The archiver's rows of this table; PLAIN_NAME makes the name safe in a string.
+  const ofTable = `table_name = '${table.name}'`;
   const bumpEpoch = `UPDATE archive_chunks SET cleanup_epoch = cleanup_epoch + 1,
     cleanup_state = CASE cleanup_state WHEN 'cleaned' THEN 'none' ELSE cleanup_state END,
     cleaned_at = NULL
   WHERE rowid_lo <= ${newId} AND rowid_hi >= ${newId}
-    AND run_id IN (SELECT run_id FROM archive_runs WHERE date = ${newDay} AND ${IN_FLIGHT_OR_ARCHIVED});`;
-  const whenArchived = `WHEN EXISTS (SELECT 1 FROM archive_runs WHERE date = ${newDay} AND ${IN_FLIGHT_OR_ARCHIVED})`;
+    AND run_id IN (SELECT run_id FROM archive_runs WHERE ${ofTable} AND date = ${newDay} AND ${IN_FLIGHT_OR_ARCHIVED});`;
+  const whenArchived = `WHEN EXISTS (SELECT 1 FROM archive_runs WHERE ${ofTable} AND date = ${newDay} AND ${IN_FLIGHT_OR_ARCHIVED})`;
   const dayNotCleaned = `UPDATE archive_metadata SET d1_cleaned = 0, cleaned_at = NULL
-  WHERE date = ${newDay} AND d1_cleaned = 1;`;
+  WHERE ${ofTable} AND date = ${newDay} AND d1_cleaned = 1;`;
+  // Each trigger is dropped before it is created, so the migration of a newer version replaces an older one's.
+  const trigger = (name: string, body: string) => [
+    `DROP TRIGGER IF EXISTS ${quoteIdentifier(name)};`,
+    `CREATE TRIGGER ${quoteIdentifier(name)} ${body}`,
+  ];
   return [
-    // Fails, changing nothing, if the archiver's own tables are not there yet: the triggers below
-    // would otherwise make every INSERT of the API fail.
-    "SELECT count(*) FROM archive_runs, archive_chunks, archive_metadata WHERE 0;",
+    // Fails, changing nothing, if the archiver's own tables are not there yet (or are of a version
+    // before several tables): the triggers below would otherwise make every INSERT of the API fail.
+    "SELECT archive_runs.table_name, archive_metadata.table_name FROM archive_runs, archive_chunks, archive_metadata WHERE 0;",
     `CREATE INDEX IF NOT EXISTS ${quoteIdentifier(names.index)} ON ${t} (${daySql(table)}, ${idSql(table)});`,
-    `CREATE TRIGGER IF NOT EXISTS ${quoteIdentifier(names.lateRow)} AFTER INSERT ON ${t}
+    ...trigger(
+      names.lateRow,
+      `AFTER INSERT ON ${t}
 BEGIN
   ${dayNotCleaned}
 END;`,
-    `CREATE TRIGGER IF NOT EXISTS ${quoteIdentifier(names.movedRow)} AFTER UPDATE OF ${quoteIdentifier(table.dayColumn)} ON ${t}
+    ),
+    ...trigger(
+      names.movedRow,
+      `AFTER UPDATE OF ${quoteIdentifier(table.dayColumn)} ON ${t}
 WHEN ${newDay} IS NOT ${oldDay}
 BEGIN
   ${dayNotCleaned}
 END;`,
-    `CREATE TRIGGER IF NOT EXISTS ${quoteIdentifier(names.rowInserted)} AFTER INSERT ON ${t}
+    ),
+    ...trigger(
+      names.rowInserted,
+      `AFTER INSERT ON ${t}
 ${whenArchived}
 BEGIN
   ${bumpEpoch}
 END;`,
-    `CREATE TRIGGER IF NOT EXISTS ${quoteIdentifier(names.rowChanged)} AFTER UPDATE ON ${t}
+    ),
+    ...trigger(
+      names.rowChanged,
+      `AFTER UPDATE ON ${t}
 ${whenArchived}
 BEGIN
   ${bumpEpoch}
 END;`,
+    ),
   ];
 }
 
