@@ -70,10 +70,12 @@ export async function admin(
 /**
  * GET /admin/archive-status of a day; each script types the fields it reads.
  * `live` asks for the day's rows in D1 to be counted (it reads all of them):
- * for one-off checks, never for polling.
+ * for one-off checks, never for polling. `table` says which table, where
+ * several are archived.
  */
-export async function archiveStatus<T>(date: string, options: { live?: boolean } = {}): Promise<T> {
-  const res = await admin("GET", `/admin/archive-status?date=${date}${options.live ? "&count=live" : ""}`);
+export async function archiveStatus<T>(date: string, options: { live?: boolean; table?: string } = {}): Promise<T> {
+  const table = options.table ? `table=${options.table}&` : "";
+  const res = await admin("GET", `/admin/archive-status?${table}date=${date}${options.live ? "&count=live" : ""}`);
   if (res.status !== 200) throw new Error(`archive-status answered ${res.status}: ${JSON.stringify(res.json)}`);
   return res.json as T;
 }

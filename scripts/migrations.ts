@@ -9,6 +9,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { unstable_readConfig } from "wrangler";
+import { parseArchivedTables } from "../packages/shared/src/archived-table/archived-table.ts";
 import { PRODUCER_CONFIG, ROOT, run } from "./lib.ts";
 
 export const ARCHIVER_MIGRATIONS = join(ROOT, "migrations");
@@ -17,10 +18,10 @@ export const ARCHIVER_MIGRATIONS_TABLE = "archiver_migrations";
 export const EXAMPLE_CONFIG = join(ROOT, "examples", "traffic-events", "wrangler.jsonc");
 export const EXAMPLE_TABLE = "traffic_events";
 
-/** Whether the archiver is configured for the example table (ARCHIVE_TABLE of the producer's top-level config). */
+/** Whether the archiver is configured for the example table (among the tables of the producer's top-level config). */
 export function archivesExampleTable(): boolean {
-  const vars = unstable_readConfig({ config: PRODUCER_CONFIG }).vars as Record<string, string>;
-  return vars.ARCHIVE_TABLE === EXAMPLE_TABLE;
+  const tables = parseArchivedTables(unstable_readConfig({ config: PRODUCER_CONFIG }).vars, 0);
+  return tables.some((t) => typeof t !== "string" && t.name === EXAMPLE_TABLE);
 }
 
 /** Where wrangler's d1 commands act: a local state folder, or a deployed environment's database. */

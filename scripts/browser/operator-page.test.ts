@@ -1,17 +1,21 @@
 /**
  * The operator page in a real browser (Debian's Chromium, headless, driven
- * by playwright-core) against a local stack of its own: a seeded day is
- * archived and cleaned from the page, a dead letter is listed and replayed by
- * clicks, a wrong token shows the API's error, and the page works under its
- * Content-Security-Policy. Screenshots go to .artifacts/operator-page/.
+ * by playwright-core) against a local stack of its own that archives two
+ * tables (ARCHIVE_TABLES): a seeded day is archived and cleaned from the
+ * page, another table is chosen and its day archived, a dead letter is
+ * listed and replayed by clicks, a wrong token shows the API's error, and
+ * the page works under its Content-Security-Policy. Screenshots go to
+ * .artifacts/operator-page/.
  */
-import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { parseArchivedTables } from "../../packages/shared/src/archived-table/archived-table.ts";
+import { installStatements } from "../../packages/shared/src/archived-table/install-sql.ts";
 import { type BackgroundStack, startBackgroundStack } from "../dev.ts";
-import { adminToken, archiveStatus, BASE_URL, localD1File, ROOT } from "../lib.ts";
+import { adminToken, archiveStatus, BASE_URL, CONFIGS, localD1File, ROOT } from "../lib.ts";
 import { seedInWorker } from "../seed.ts";
 import { chromiumPath } from "./chromium.ts";
 
@@ -21,6 +25,51 @@ const DATE = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
 /** Enough rows that the archive runs for several of the page's 2 s refreshes. */
 const ROWS = 600_000;
 const PAGE_URL = `${BASE_URL}/admin/ui`;
+/** The second table: a few hundred visits of DATE, its day in epoch seconds. */
+const VISITS = { table: "page_visits", idColumn: "visit_id", dayColumn: "at", dayForm: "epoch_s" };
+const VISIT_ROWS = 400;
+
+/**
+ * The three Workers' configs archiving two tables: each app's own with
+ * ARCHIVE_TABLES (a JSON var) in place of its one-table vars, written beside
+ * it so relative paths still hold (as deploy.ts does), removed afterwards.
+ */
+const TWO_TABLE_CONFIGS = CONFIGS.map((config) => join(dirname(config), ".wrangler.browser-test.jsonc"));
+function writeTwoTableConfigs(): void {
+  const tables = [{ table: "traffic_events", idColumn: "id", dayColumn: "event_date" }, VISITS];
+  CONFIGS.forEach((source, i) => {
+    // The configs carry only whole-line comments.
+    const json = readFileSync(source, "utf8")
+      .split("\n")
+      .filter((line) => !line.trim().startsWith("//"))
+      .join("\n");
+    const config = JSON.parse(json) as { vars: Record<string, unknown> };
+    for (const name of [
+      "ARCHIVE_TABLE",
+      "ARCHIVE_ID_COLUMN",
+      "ARCHIVE_DAY_COLUMN",
+      "ARCHIVE_DAY_FORM",
+      "ARCHIVE_KEY_PREFIX",
+    ]) {
+      delete config.vars[name];
+    }
+    config.vars.ARCHIVE_TABLES = tables;
+    writeFileSync(TWO_TABLE_CONFIGS[i] as string, JSON.stringify(config, null, 2));
+  });
+}
+
+/** page_visits, installed like an operator's table, with rows of DATE. */
+function createVisits(): void {
+  const [table] = parseArchivedTables({ ARCHIVE_TABLES: [VISITS] }, 3);
+  if (typeof table !== "object") throw new Error(String(table));
+  const db = new DatabaseSync(localD1File(STATE));
+  db.exec("CREATE TABLE page_visits (visit_id INTEGER PRIMARY KEY, at INTEGER NOT NULL, path TEXT NOT NULL)");
+  for (const sql of installStatements(table)) db.exec(sql);
+  const insert = db.prepare("INSERT INTO page_visits (at, path) VALUES (?1, ?2)");
+  const midnight = Date.parse(`${DATE}T00:00:00Z`) / 1000;
+  for (let i = 0; i < VISIT_ROWS; i++) insert.run(midnight + i * 200, `/visit/${i % 7}`);
+  db.close();
+}
 
 let stack: BackgroundStack;
 let browser: Browser;
@@ -31,8 +80,10 @@ beforeAll(async () => {
   const executablePath = chromiumPath();
   mkdirSync(ARTIFACTS, { recursive: true });
   rmSync(STATE, { recursive: true, force: true });
-  stack = await startBackgroundStack(STATE);
+  writeTwoTableConfigs();
+  stack = await startBackgroundStack(STATE, [], TWO_TABLE_CONFIGS);
   await seedInWorker(DATE, ROWS, localD1File(STATE));
+  createVisits();
   browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on("console", (message) => {
@@ -44,6 +95,7 @@ afterAll(async () => {
   await browser?.close();
   await stack?.stop();
   rmSync(STATE, { recursive: true, force: true });
+  for (const config of TWO_TABLE_CONFIGS) rmSync(config, { force: true });
 });
 
 /** Clicks an action button, checks the confirmation names what will happen, confirms. */
@@ -84,8 +136,9 @@ it("archives a day from the page and watches it reach archived, then cleaned", a
   const day = page.locator(`button[data-day="${DATE}"]`);
   await expect.poll(() => day.textContent()).toContain("not archived");
   await expect.poll(() => page.locator("#health h2").textContent()).toMatch(/Health/);
-  // Which table the page is about (ARCHIVE_TABLE).
+  // Which table the page is about: the first of ARCHIVE_TABLES, until another is chosen.
   expect(await page.locator("#overview h2").textContent()).toMatch(/^traffic_events: last days/);
+  expect(await page.getByLabel("Table").inputValue()).toBe("traffic_events");
   await page.screenshot({ path: join(ARTIFACTS, "overview.png"), fullPage: true });
 
   // With the keyboard alone: focus the day, press Enter.
@@ -104,8 +157,34 @@ it("archives a day from the page and watches it reach archived, then cleaned", a
   await confirmAction(`Clean up ${DATE}`, new RegExp(`Clean up ${DATE}: delete from D1`));
   await expect.poll(dayBadge, { timeout: 5 * 60_000, interval: 1000 }).toBe("cleaned");
   await page.screenshot({ path: join(ARTIFACTS, "day-cleaned.png"), fullPage: true });
-  const status = await archiveStatus<{ status: string; d1Remaining: number }>(DATE, { live: true });
+  const status = await archiveStatus<{ status: string; d1Remaining: number }>(DATE, {
+    live: true,
+    table: "traffic_events",
+  });
   expect(status).toMatchObject({ status: "cleaned", d1Remaining: 0 });
+});
+
+it("shows another table when chosen, and archives its day there, not the first table's", async () => {
+  await page.getByLabel("Table").selectOption("page_visits");
+  await expect.poll(() => page.locator("#overview h2").textContent()).toMatch(/^page_visits: last days/);
+  expect(await page.locator("#day").innerHTML()).toBe("");
+  const day = page.locator(`button[data-day="${DATE}"]`);
+  await expect.poll(() => day.textContent()).toContain("not archived");
+  await day.click();
+  await expect.poll(() => page.locator("#day h2").textContent()).toContain(`page_visits ${DATE}`);
+  await confirmAction(`Archive ${DATE}`, new RegExp(`Archive ${DATE}: plan a run`));
+  await expect.poll(dayBadge, { timeout: 60_000, interval: 500 }).toBe("archived");
+  expect(await page.locator("#day dd code").first().textContent()).toMatch(new RegExp(`^page_visits/at=${DATE}/`));
+  await expect.poll(() => day.textContent()).toContain(`${VISIT_ROWS} rows`);
+  await page.screenshot({ path: join(ARTIFACTS, "second-table.png"), fullPage: true });
+  const visits = await fetch(`${BASE_URL}/admin/archive-status?table=page_visits&date=${DATE}`, {
+    headers: { authorization: `Bearer ${adminToken()}` },
+  });
+  expect(await visits.json()).toMatchObject({ table: "page_visits", status: "archived" });
+
+  // Back to the first table: its day is still the cleaned one.
+  await page.getByLabel("Table").selectOption("traffic_events");
+  await expect.poll(() => page.locator(`button[data-day="${DATE}"]`).textContent()).toContain("cleaned");
 });
 
 it("lists a dead letter from an injected failure and replays it with clicks", async () => {

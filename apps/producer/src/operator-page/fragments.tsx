@@ -74,6 +74,20 @@ export function OverviewFragment({ data }: { data: Overview }) {
       <h2>
         {data.table}: last days ({data.from} … {data.to})
       </h2>
+      {data.tables.length > 1 ? (
+        <form class="tables">
+          <label>
+            Table{" "}
+            <select name="table">
+              {data.tables.map((name) => (
+                <option value={name} selected={name === data.table}>
+                  {name}
+                </option>
+              ))}
+            </select>
+          </label>
+        </form>
+      ) : null}
       <p class="rates">
         Archive success {rate(data.rates.archiveSuccess)} ({data.rates.runsArchived} archived, {data.rates.runsFailed}{" "}
         failed runs) · cleanup success {rate(data.rates.cleanupSuccess)} ({data.rates.rangesCleaned} ranges cleaned,{" "}
@@ -90,7 +104,7 @@ export function OverviewFragment({ data }: { data: Overview }) {
                 : d.state;
             return (
               <li>
-                <button type="button" class={`day state-${state}`} data-day={d.date}>
+                <button type="button" class={`day state-${state}`} data-day={d.date} data-table={data.table}>
                   <span class="date">{d.date}</span>
                   <span class="state">{STATE_LABEL[state] ?? state}</span>
                   <span class="figures">
@@ -124,7 +138,7 @@ export function DayFragment({ status }: { status: DayStatus }) {
       <div class="actions">
         <ActionButton
           method="POST"
-          path={`/admin/trigger-archive?date=${date}`}
+          path={`/admin/trigger-archive?table=${status.table}&date=${date}`}
           confirm={`Archive ${date}: plan a run for its rows that no archive holds yet (or resume the run in flight).`}
           refresh="day"
         >
@@ -132,7 +146,7 @@ export function DayFragment({ status }: { status: DayStatus }) {
         </ActionButton>
         <ActionButton
           method="POST"
-          path={`/admin/trigger-cleanup?date=${date}`}
+          path={`/admin/trigger-cleanup?table=${status.table}&date=${date}`}
           confirm={`Clean up ${date}: delete from D1 the rows its committed archives hold, after checking the archive's bytes. Refused while a run is in flight or the latest run failed.`}
           refresh="day"
         >

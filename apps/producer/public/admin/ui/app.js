@@ -11,7 +11,8 @@ const LIVE_INTERVAL_MS = 2000;
 const STILL_LIMIT = 5;
 
 const $ = (selector) => document.querySelector(selector);
-const state = { day: null, liveTimer: null, stillCount: 0, lastDayHtml: "", results: {} };
+// table: the archived table shown (null: the first one, the server's choice).
+const state = { table: null, day: null, liveTimer: null, stillCount: 0, lastDayHtml: "", results: {} };
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -79,7 +80,10 @@ async function refreshAll() {
     showError("");
     await Promise.all([
       loadFragment("#health", "/admin/ui/fragments/health"),
-      loadFragment("#overview", "/admin/ui/fragments/overview"),
+      loadFragment(
+        "#overview",
+        `/admin/ui/fragments/overview${state.table ? `?table=${encodeURIComponent(state.table)}` : ""}`,
+      ),
       loadDeadLetters(),
     ]);
     if (state.day) await loadDay(state.day);
@@ -116,7 +120,8 @@ async function loadDay(date) {
     state.results["#day"] = undefined;
   }
   state.day = date;
-  const html = await loadFragment("#day", `/admin/ui/fragments/day?date=${encodeURIComponent(date)}`);
+  const table = state.table ? `table=${encodeURIComponent(state.table)}&` : "";
+  const html = await loadFragment("#day", `/admin/ui/fragments/day?${table}date=${encodeURIComponent(date)}`);
   state.stillCount = html === state.lastDayHtml ? state.stillCount + 1 : 0;
   state.lastDayHtml = html;
   const live = document.querySelector("#day [data-live]");
@@ -180,6 +185,7 @@ document.addEventListener("click", (event) => {
   const target = event.target instanceof Element ? event.target : null;
   const day = target?.closest("button[data-day]");
   if (day) {
+    state.table = day.dataset.table ?? state.table;
     loadDay(day.dataset.day)
       .then(() => $("#day").scrollIntoView({ block: "start" }))
       .catch(handle);
@@ -211,8 +217,18 @@ document.addEventListener("click", (event) => {
 });
 
 document.addEventListener("change", (event) => {
-  if (event.target instanceof Element && event.target.closest("#dead-letters form.filters")) {
+  if (!(event.target instanceof Element)) return;
+  if (event.target.closest("#dead-letters form.filters")) {
     loadDeadLetters().catch(handle);
+  }
+  // Another table: its days, and no day of the one before.
+  const table = event.target.closest("#overview form.tables select[name=table]");
+  if (table) {
+    stopLive();
+    state.table = table.value;
+    state.day = null;
+    $("#day").innerHTML = "";
+    refreshAll();
   }
 });
 
