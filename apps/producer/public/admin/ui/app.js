@@ -80,13 +80,14 @@ async function refreshAll() {
     showError("");
     await Promise.all([
       loadFragment("#health", "/admin/ui/fragments/health"),
-      loadFragment(
-        "#overview",
-        `/admin/ui/fragments/overview${state.table ? `?table=${encodeURIComponent(state.table)}` : ""}`,
-      ),
       loadDeadLetters(),
+      state.day ? loadDay(state.day) : null,
     ]);
-    if (state.day) await loadDay(state.day);
+    // After the day, so its tile is never older than the day shown below it.
+    await loadFragment(
+      "#overview",
+      `/admin/ui/fragments/overview${state.table ? `?table=${encodeURIComponent(state.table)}` : ""}`,
+    );
   } catch (error) {
     handle(error);
   }
