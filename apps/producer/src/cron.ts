@@ -48,7 +48,15 @@ async function latestRunStatus(db: D1Database, table: ArchivedTable, dates: stri
 export async function runCron(env: Env, now: Date): Promise<void> {
   const config = readConfig(env);
   const failures: string[] = [];
-  for (const table of config.tables) await archiveAndClean(env, config, table, now, failures);
+  for (const table of config.tables) {
+    try {
+      await archiveAndClean(env, config, table, now, failures);
+    } catch (error) {
+      // A table that cannot be read (dropped, renamed) must not stop the others.
+      failures.push(table.name);
+      logEvent("cron.table_failed", { table: table.name, error: errorMessage(error) });
+    }
+  }
 
   // Scrub: read back the archives checked longest ago (never checked first).
   try {
@@ -87,15 +95,7 @@ async function archiveAndClean(
 ): Promise<void> {
   const today = utcDate(now);
   const name = table.name;
-  let closed: string[];
-  try {
-    closed = (await closedDaysInD1(env.D1, table, today)).days.map((d) => d.date);
-  } catch (error) {
-    // A table that cannot be read (dropped, renamed) must not stop the others.
-    failures.push(`${name}`);
-    logEvent("cron.table_failed", { table: name, error: errorMessage(error) });
-    return;
-  }
+  const closed = (await closedDaysInD1(env.D1, table, today)).days.map((d) => d.date);
   const latest = await latestRunStatus(env.D1, table, closed);
   let planned = 0;
   for (const date of closed) {

@@ -11,6 +11,7 @@ import {
 } from "@path-stats/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCron } from "../src/cron.ts";
+import { evaluateHealth } from "../src/monitoring/health.ts";
 import { planArchive } from "../src/plan-archive.ts";
 import { planRestore } from "../src/restore/plan-restore.ts";
 import { deliverAll } from "./faults.ts";
@@ -193,5 +194,26 @@ describe("several tables in one deployment", () => {
     const restored = await env.D1.prepare("SELECT id, day, total, note FROM shop_orders ORDER BY id").all();
     expect(restored.results).toEqual(archived);
     expect(restored.results).toHaveLength(ORDERS_ROWS);
+  });
+
+  it("has the cron go on with the other tables when one cannot be read, and still fail loudly", async () => {
+    const vars = {
+      ...VARS,
+      ARCHIVE_TABLES: JSON.stringify([
+        { table: "no_such_table", idColumn: "id", dayColumn: "day" },
+        { ...ENTRIES[1], hotDays: 2 },
+      ]),
+    };
+    expect(await rowsOf(visits)).not.toEqual([]);
+    await deliverAll(async (e) => {
+      await expect(runCron(e, NOW)).rejects.toThrow(/cron failed for: no_such_table$/);
+    }, vars);
+    expect(await rowsOf(visits)).toEqual([]);
+    // Health says so, and goes on with the other tables.
+    const health = await evaluateHealth({ ...env, ...vars } as Env, NOW);
+    expect(health.problems.find((p) => p.table === "no_such_table")).toMatchObject({
+      key: "table_unreadable:no_such_table",
+      message: expect.stringMatching(/no such table: no_such_table/),
+    });
   });
 });

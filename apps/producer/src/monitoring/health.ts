@@ -1,4 +1,4 @@
-import { addDays, readConfig, utcDate } from "@path-stats/shared";
+import { addDays, errorMessage, readConfig, utcDate } from "@path-stats/shared";
 import { closedDaysInD1 } from "../days-in-d1.ts";
 
 export type ProblemCode =
@@ -12,7 +12,8 @@ export type ProblemCode =
   | "dead_letters_pending"
   | "object_too_large"
   | "restore_failed"
-  | "archive_verify_failed";
+  | "archive_verify_failed"
+  | "table_unreadable";
 
 /** Something an operator must look at. `key` names it stably across checks, so an alert is sent once. */
 export interface Problem {
@@ -152,7 +153,23 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
   const daysInD1 = new Map<string, string[]>();
 
   for (const table of config.tables) {
-    const inD1 = await closedDaysInD1(db, table, today);
+    let inD1: Awaited<ReturnType<typeof closedDaysInD1>>;
+    try {
+      inD1 = await closedDaysInD1(db, table, today);
+    } catch (error) {
+      // A table configured but not readable (dropped, renamed, misnamed) is a problem to report, not a failed check.
+      problems.push({
+        key: `table_unreadable:${table.name}`,
+        code: "table_unreadable",
+        table: table.name,
+        date: null,
+        runId: null,
+        since: now.toISOString(),
+        message: `D1 cannot read ${table.name}, an archived table: ${errorMessage(error)}`,
+        action: "check ARCHIVE_TABLES (or ARCHIVE_TABLE) against the database: was the table dropped or renamed?",
+      });
+      continue;
+    }
     daysInD1.set(
       table.name,
       inD1.days.map((d) => d.date),
