@@ -17,17 +17,17 @@
  * Prints a table and writes bench/RESULTS.md.
  */
 import { execSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpus, totalmem } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { portIsFree, withFreshStack } from "./dev.ts";
 import { httpRequest } from "./http.ts";
-import { admin, archiveStatus, BASE_URL, CONFIGS, cliArgs, localD1File, PORT, ROOT, sleep } from "./lib.ts";
+import { admin, archiveStatus, BASE_URL, CONFIGS, cliArgs, isUp, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
 import { SEEDED_COLUMNS, widen } from "./widen.ts";
 import { findInspectorPort, limitIsolateHeaps, sampleHeaps } from "./worker-heap.ts";
@@ -498,10 +498,79 @@ interface WritePhase {
 }
 type WritePhases = Record<"idle" | "archive" | "cleanup", WritePhase>;
 
+/** What one archiver phase took: its wall time (trigger to done), and its consumers' D1 time and pacing waits. */
+interface ArchiverPhase {
+  wallMs: number;
+  /** D1_MS_PER_SECOND as the consumers read it. */
+  msPerSecond: number;
+  d1Ms: number;
+  waitMs: number;
+  longestWaitMs: number;
+}
+
+/** The pacing totals the consumers logged (`<consumer>.d1_paced`, one line per invocation), summed. */
+function pacingTotals(log: string, event: string, wallMs: number): ArchiverPhase {
+  const sum: ArchiverPhase = { wallMs, msPerSecond: Number.NaN, d1Ms: 0, waitMs: 0, longestWaitMs: 0 };
+  for (const line of log.split("\n")) {
+    const start = line.indexOf(`{"event":"${event}"`);
+    if (start === -1) continue;
+    try {
+      const paced = JSON.parse(line.slice(start)) as Omit<ArchiverPhase, "wallMs">;
+      sum.msPerSecond = paced.msPerSecond;
+      sum.d1Ms += paced.d1Ms;
+      sum.waitMs += paced.waitMs;
+      sum.longestWaitMs = Math.max(sum.longestWaitMs, paced.longestWaitMs);
+    } catch {}
+  }
+  return sum;
+}
+
 function quantile(sorted: readonly number[], q: number): number {
   return sorted.length === 0
     ? Number.NaN
     : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+}
+
+/** The consumers' configs (archive, cleanup): D1_MS_PER_SECOND is theirs. */
+const CONSUMER_CONFIGS = CONFIGS.slice(1);
+
+/** A wrangler config as JSON: the configs carry only whole-line comments. */
+function readConfigJson(path: string): {
+  vars: Record<string, unknown>;
+  env?: Record<string, { vars?: Record<string, unknown> }>;
+} {
+  const json = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((line) => !line.trim().startsWith("//"))
+    .join("\n");
+  return JSON.parse(json);
+}
+
+/** The pacing budget deployed to production (the archive consumer's, which configs.test.ts holds equal to cleanup's). */
+function productionPacing(): number {
+  return Number(readConfigJson(CONSUMER_CONFIGS[0] as string).env?.production?.vars?.D1_MS_PER_SECOND);
+}
+
+/**
+ * The three Workers' configs with the consumers paced to `msPerSecond`
+ * (local development runs them unpaced): each consumer's own config with
+ * that var, written beside it so relative paths still hold, removed by
+ * `remove`.
+ */
+function pacedConfigs(msPerSecond: number): { configs: string[]; remove(): void } {
+  const written = CONSUMER_CONFIGS.map((source) => {
+    const config = readConfigJson(source);
+    config.vars.D1_MS_PER_SECOND = String(msPerSecond);
+    const path = join(dirname(source), ".wrangler.bench-paced.jsonc");
+    writeFileSync(path, JSON.stringify(config, null, 2));
+    return path;
+  });
+  return {
+    configs: [CONFIGS[0] as string, ...written],
+    remove: () => {
+      for (const path of written) rmSync(path, { force: true });
+    },
+  };
 }
 
 /**
@@ -509,101 +578,150 @@ function quantile(sorted: readonly number[], q: number): number {
  * API (bench/api-writes) inserts rows of today into traffic_events at `rate`
  * per second, one statement each, on the same local D1 as the archiver,
  * while a closed day of `rows` rows waits (idle, 10 s), is archived, then is
- * cleaned. Every INSERT is timed; none may fail.
+ * cleaned, the consumers paced to `msPerSecond` (D1_MS_PER_SECOND). Every
+ * INSERT is timed; none may fail.
  */
-async function benchApiWrites(rows: number, rate: number): Promise<WritePhases> {
-  const configs = [join(ROOT, "bench", "api-writes", "wrangler.jsonc"), ...CONFIGS];
-  return withFreshStack(
-    "bench-state-api-writes",
-    async (stack, stateDir) => {
-      console.log(`[api writes, ${rows}] seeding ...`);
-      await seedInWorker(DATE, rows, localD1File(stateDir));
-      const today = new Date().toISOString().slice(0, 10);
-      type Sample = { phase: keyof WritePhases; ms: number; d1Ms: number; waitMs: number; ok: boolean };
-      const samples: Sample[] = [];
-      let phase: keyof WritePhases = "idle";
-      let writing = true;
-      const writer = (async () => {
-        const inflight = new Set<Promise<void>>();
-        let next = performance.now();
-        while (writing) {
-          const at = phase;
-          const started = performance.now();
-          const sent = httpRequest(`${BASE_URL}/insert?date=${today}`, {
-            method: "POST",
-            attempts: 1,
-            timeoutMs: 60_000,
-          })
-            .then(
-              (response) => {
-                const body = JSON.parse(response.body) as { ok?: boolean; d1Ms?: number; waitMs?: number };
-                const ok = response.status === 200 && body.ok === true;
-                const [d1Ms, waitMs] = [body.d1Ms ?? Number.NaN, body.waitMs ?? Number.NaN];
-                samples.push({ phase: at, ms: performance.now() - started, d1Ms, waitMs, ok });
-              },
-              () => {
-                samples.push({
-                  phase: at,
-                  ms: performance.now() - started,
-                  d1Ms: Number.NaN,
-                  waitMs: Number.NaN,
-                  ok: false,
-                });
-              },
-            )
-            .finally(() => inflight.delete(sent));
-          inflight.add(sent);
-          next += 1000 / rate;
-          await sleep(Math.max(0, next - performance.now()));
-        }
-        await Promise.all(inflight);
-      })();
-      const until = async (event: string) => {
-        while (!stack.log().includes(event)) await sleep(100);
-      };
-      await sleep(10_000);
-      console.log(`[api writes, ${rows}] archiving while the API writes ${rate}/s ...`);
-      phase = "archive";
-      const archived = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
-      const runId = (archived.json as { runId?: string }).runId;
-      if (archived.status !== 202 || !runId) throw new Error(`trigger-archive answered ${archived.status}`);
-      await until(`"event":"archive.finalized","runId":"${runId}"`);
-      console.log(`[api writes, ${rows}] cleaning up while the API writes ${rate}/s ...`);
-      phase = "cleanup";
-      const cleaning = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
-      if (cleaning.status !== 202) throw new Error(`trigger-cleanup answered ${cleaning.status}`);
-      await until(`"event":"cleanup.date_cleaned","date":"${DATE}"`);
-      writing = false;
-      await writer;
-      const of = (name: keyof WritePhases): WritePhase => {
-        const mine = samples.filter((s) => s.phase === name);
-        const sorted = (value: (s: Sample) => number) =>
-          mine
-            .filter((s) => s.ok)
-            .map(value)
-            .sort((x, y) => x - y);
-        const ms = sorted((s) => s.ms);
-        const d1 = sorted((s) => s.d1Ms);
-        const wait = sorted((s) => s.waitMs);
-        return {
-          inserts: mine.length,
-          failed: mine.filter((s) => !s.ok).length,
-          p50: quantile(ms, 0.5),
-          p99: quantile(ms, 0.99),
-          max: ms.at(-1) ?? Number.NaN,
-          d1P99: quantile(d1, 0.99),
-          d1Max: d1.at(-1) ?? Number.NaN,
-          waitP99: quantile(wait, 0.99),
+async function benchApiWrites(
+  rows: number,
+  rate: number,
+  msPerSecond: number,
+): Promise<WritePhases & { archiver: Record<"archive" | "cleanup", ArchiverPhase> }> {
+  const paced = pacedConfigs(msPerSecond);
+  const configs = [join(ROOT, "bench", "api-writes", "wrangler.jsonc"), ...paced.configs];
+  try {
+    return await withFreshStack(
+      "bench-state-api-writes",
+      async (stack, stateDir) => {
+        console.log(`[api writes, ${rows}] seeding ...`);
+        await seedInWorker(DATE, rows, localD1File(stateDir));
+        const today = new Date().toISOString().slice(0, 10);
+        type Sample = { phase: keyof WritePhases; ms: number; d1Ms: number; waitMs: number; ok: boolean };
+        const samples: Sample[] = [];
+        let phase: keyof WritePhases = "idle";
+        let writing = true;
+        const writer = (async () => {
+          const inflight = new Set<Promise<void>>();
+          let next = performance.now();
+          while (writing) {
+            const at = phase;
+            const started = performance.now();
+            const sent = httpRequest(`${BASE_URL}/insert?date=${today}`, {
+              method: "POST",
+              attempts: 1,
+              timeoutMs: 60_000,
+            })
+              .then(
+                (response) => {
+                  // A failed request may answer an error page, not the API's JSON: a failure, not a crash of the bench.
+                  let body: { ok?: boolean; d1Ms?: number; waitMs?: number } = {};
+                  try {
+                    body = JSON.parse(response.body);
+                  } catch {}
+                  const ok = response.status === 200 && body.ok === true;
+                  if (!ok && samples.filter((s) => !s.ok).length < 3) {
+                    console.log(
+                      `[api writes] an insert in ${at} failed: ${response.status} ${response.body.slice(0, 200)}`,
+                    );
+                  }
+                  const [d1Ms, waitMs] = [body.d1Ms ?? Number.NaN, body.waitMs ?? Number.NaN];
+                  samples.push({ phase: at, ms: performance.now() - started, d1Ms, waitMs, ok });
+                },
+                () => {
+                  samples.push({
+                    phase: at,
+                    ms: performance.now() - started,
+                    d1Ms: Number.NaN,
+                    waitMs: Number.NaN,
+                    ok: false,
+                  });
+                },
+              )
+              .finally(() => inflight.delete(sent));
+            inflight.add(sent);
+            next += 1000 / rate;
+            await sleep(Math.max(0, next - performance.now()));
+          }
+          await Promise.all(inflight);
+        })();
+        /** Waits for a line of the stack's log; fails (with the log's last lines) if the stack stops answering. */
+        const until = async (event: string) => {
+          let unanswered = 0;
+          for (let polls = 1; !stack.log().includes(event); polls++) {
+            await sleep(100);
+            if (polls % 50 === 0) unanswered = (await isUp()) ? 0 : unanswered + 1;
+            if (unanswered === 3) throw new Error(`the stack stopped answering while waiting for ${event}`);
+          }
         };
-      };
-      return { idle: of("idle"), archive: of("archive"), cleanup: of("cleanup") };
-    },
-    configs,
-  );
+        let archiveMs = 0;
+        let cleanupMs = 0;
+        try {
+          await sleep(10_000);
+          console.log(`[api writes, ${rows}] archiving while the API writes ${rate}/s ...`);
+          phase = "archive";
+          const archiveStarted = performance.now();
+          const archived = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
+          const runId = (archived.json as { runId?: string }).runId;
+          if (archived.status !== 202 || !runId) throw new Error(`trigger-archive answered ${archived.status}`);
+          await until(`"event":"archive.finalized","runId":"${runId}"`);
+          archiveMs = performance.now() - archiveStarted;
+          console.log(`[api writes, ${rows}] cleaning up while the API writes ${rate}/s ...`);
+          phase = "cleanup";
+          const cleanupStarted = performance.now();
+          const cleaning = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
+          if (cleaning.status !== 202) throw new Error(`trigger-cleanup answered ${cleaning.status}`);
+          await until(`"event":"cleanup.date_cleaned","table":"traffic_events","date":"${DATE}"`);
+          cleanupMs = performance.now() - cleanupStarted;
+        } finally {
+          // The writer stops whatever happened: left writing, it would go on into the next stack on this port.
+          writing = false;
+          await writer;
+        }
+        const of = (name: keyof WritePhases): WritePhase => {
+          const mine = samples.filter((s) => s.phase === name);
+          const sorted = (value: (s: Sample) => number) =>
+            mine
+              .filter((s) => s.ok)
+              .map(value)
+              .sort((x, y) => x - y);
+          const ms = sorted((s) => s.ms);
+          const d1 = sorted((s) => s.d1Ms);
+          const wait = sorted((s) => s.waitMs);
+          return {
+            inserts: mine.length,
+            failed: mine.filter((s) => !s.ok).length,
+            p50: quantile(ms, 0.5),
+            p99: quantile(ms, 0.99),
+            max: ms.at(-1) ?? Number.NaN,
+            d1P99: quantile(d1, 0.99),
+            d1Max: d1.at(-1) ?? Number.NaN,
+            waitP99: quantile(wait, 0.99),
+          };
+        };
+        const archiver = {
+          archive: pacingTotals(stack.log(), "archive.d1_paced", archiveMs),
+          cleanup: pacingTotals(stack.log(), "cleanup.d1_paced", cleanupMs),
+        };
+        if (samples.some((s) => !s.ok)) {
+          // The stack's whole log, to see what the failed inserts met.
+          mkdirSync(join(ROOT, ".artifacts"), { recursive: true });
+          writeFileSync(join(ROOT, ".artifacts", "bench-api-writes.log"), stack.log());
+          console.log("[api writes] some inserts failed: the stack's log is in .artifacts/bench-api-writes.log");
+        }
+        return { idle: of("idle"), archive: of("archive"), cleanup: of("cleanup"), archiver };
+      },
+      configs,
+    );
+  } finally {
+    paced.remove();
+  }
 }
 
 /** The API-writes table, and which of #24's latency targets it meets. */
-function apiWritesText(rows: number, rate: number, phases: WritePhases): string {
+function apiWritesText(
+  rows: number,
+  rate: number,
+  phases: WritePhases & { archiver: Record<"archive" | "cleanup", ArchiverPhase> },
+): string {
   const ms = (n: number) => (Number.isNaN(n) ? "n/a" : n.toFixed(1));
   const idle = phases.idle.p99;
   const allowed = Math.max(2 * idle, idle + 20);
@@ -618,6 +736,16 @@ function apiWritesText(rows: number, rate: number, phases: WritePhases): string 
     "| phase | inserts | failed | p50 ms | p99 ms | max ms | the API Worker's wait for D1, p99 ms | D1's own time p99 / max ms | p99 target |",
     "|---|---|---|---|---|---|---|---|---|",
     ...lines,
+    "",
+    `The archiver in those phases (D1_MS_PER_SECOND ${phases.archiver.archive.msPerSecond}${phases.archiver.archive.msPerSecond >= 1000 ? ": pacing off" : ""}; D1's own time and the pacer's waits summed over the consumers' invocations):`,
+    "",
+    "| phase | wall | D1's own time | share of wall | pacing waits | longest wait |",
+    "|---|---|---|---|---|---|",
+    ...(["archive", "cleanup"] as const).map((name) => {
+      const a = phases.archiver[name];
+      const sec = (n: number) => `${(n / 1000).toFixed(1)} s`;
+      return `| ${name} | ${sec(a.wallMs)} | ${sec(a.d1Ms)} | ${((100 * a.d1Ms) / a.wallMs).toFixed(1)}% | ${sec(a.waitMs)} | ${a.longestWaitMs} ms |`;
+    }),
   ].join("\n");
 }
 
@@ -629,11 +757,16 @@ async function main(): Promise<void> {
       wide: { type: "string" },
       // The API's inserts per second while the archiver works (benchApiWrites).
       "api-writes": { type: "string", default: "200" },
+      // The consumers' D1_MS_PER_SECOND while the API writes (default: production's; 1000 is off).
+      "d1-ms-per-second": { type: "string" },
       // --only api-writes: that part alone, printed, bench/RESULTS.md left as it is.
       only: { type: "string" },
     },
   });
   const rate = Number(values["api-writes"]);
+  const pacing = values["d1-ms-per-second"] === undefined ? productionPacing() : Number(values["d1-ms-per-second"]);
+  if (!(Number.isInteger(pacing) && pacing >= 10 && pacing <= 1000))
+    throw new Error(`--d1-ms-per-second must be an integer from 10 to 1000, got ${values["d1-ms-per-second"]}`);
   if (!(rate > 0 && rate <= 2000)) throw new Error(`--api-writes must be inserts per second (1 to 2000), got ${rate}`);
   if (values.only !== undefined && values.only !== "api-writes")
     throw new Error(`--only takes api-writes, got ${values.only}`);
@@ -648,7 +781,7 @@ async function main(): Promise<void> {
     throw new Error(`port ${PORT} is taken: stop pnpm dev (the bench starts its own stack on fresh state)`);
 
   const apiWrites: string[] = [];
-  for (const size of sizes) apiWrites.push(apiWritesText(size, rate, await benchApiWrites(size, rate)));
+  for (const size of sizes) apiWrites.push(apiWritesText(size, rate, await benchApiWrites(size, rate, pacing)));
   if (values.only === "api-writes") {
     console.log(`\n${apiWrites.join("\n\n")}\n`);
     return;
@@ -786,7 +919,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${mib(totalmem())} MiB RAM, ${process.platform}`;
   const report = `# Benchmark results
 
-Command: \`pnpm bench -- --sizes ${sizes.join(",")}${wide === null ? "" : ` --wide ${wide}`}\` (scripts/bench.ts), run ${new Date().toISOString()}.
+Command: \`pnpm bench -- --sizes ${sizes.join(",")}${wide === null ? "" : ` --wide ${wide}`}${values["d1-ms-per-second"] === undefined ? "" : ` --d1-ms-per-second ${pacing}`}\` (scripts/bench.ts), run ${new Date().toISOString()}.
 
 Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, ${workerdVersion()}.
 

@@ -3,12 +3,15 @@
  * Workers of one environment name the same queues, each consumer's dead
  * letters go to a queue the producer consumes and records (by the names its
  * ARCHIVE_DLQ_NAME and CLEANUP_DLQ_NAME vars give), and no environment
- * borrows another's queues; all three archive the same table.
+ * borrows another's queues; all three archive the same table, and both
+ * consumers pace their D1 time alike.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 import { parseArchivedTables } from "../packages/shared/src/archived-table/archived-table.ts";
+import { readConfig } from "../packages/shared/src/config.ts";
+import { PACING_OFF } from "../packages/shared/src/pacing/d1-pacer.ts";
 import { ROOT } from "./lib.ts";
 
 const ENVIRONMENTS = [undefined, "staging", "production"] as const;
@@ -79,6 +82,15 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
   it("plans chunks for the D1 query budget cleanup works within", () => {
     expect(producer.vars.D1_QUERIES_PER_INVOCATION).toBeDefined();
     expect(producer.vars.D1_QUERIES_PER_INVOCATION).toBe(cleanup.vars.D1_QUERIES_PER_INVOCATION);
+  });
+
+  it("paces both consumers' D1 time to the same budget, one the configuration accepts", () => {
+    const budget = archive.vars.D1_MS_PER_SECOND;
+    expect(budget).toBeDefined();
+    expect(cleanup.vars.D1_MS_PER_SECOND).toBe(budget);
+    expect(readConfig(archive.vars).D1_MS_PER_SECOND).toBe(Number(budget));
+    // Deployed, pacing is on: the API's writes wait behind the archiver's statements on D1's one primary.
+    if (env !== undefined) expect(Number(budget)).toBeLessThan(PACING_OFF);
   });
 
   it("records the archiver's migrations in a table of their own, never the operator's d1_migrations", () => {

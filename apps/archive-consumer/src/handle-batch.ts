@@ -1,8 +1,10 @@
 import {
   ArchiveChunkMessage,
+  D1Pacer,
   errorMessage,
   failRun,
   logEvent,
+  pacedD1,
   readConfig,
   retryDelaySeconds,
   sendToDeadLetters,
@@ -14,10 +16,18 @@ import { PermanentChunkError, UndeliverableMessageError } from "./errors.ts";
  * The archive-chunks consumer. Each message is acked only once its chunk's
  * result is durable in D1 (or the chunk needs nothing more); a transient
  * failure is retried with a delay; a malformed message goes straight to the
- * dead letters.
+ * dead letters. Every D1 statement of the invocation goes through one pacer
+ * (D1_MS_PER_SECOND): the web API's writes wait behind it on D1's primary.
+ * `newPacer` makes it (tests pass one with a clock of their own).
  */
-export async function handleArchiveBatch(batch: MessageBatch, env: Env): Promise<void> {
-  const config = readConfig(env);
+export async function handleArchiveBatch(
+  batch: MessageBatch,
+  invoked: Env,
+  newPacer: (msPerSecond: number) => D1Pacer = (msPerSecond) => new D1Pacer(msPerSecond),
+): Promise<void> {
+  const config = readConfig(invoked);
+  const pacer = newPacer(config.D1_MS_PER_SECOND);
+  const env = { ...invoked, D1: pacedD1(invoked.D1, pacer) };
   for (const message of batch.messages) {
     const parsed = ArchiveChunkMessage.safeParse(message.body);
     if (!parsed.success) {
@@ -45,4 +55,5 @@ export async function handleArchiveBatch(batch: MessageBatch, env: Env): Promise
       }
     }
   }
+  logEvent("archive.d1_paced", { msPerSecond: pacer.msPerSecond, ...pacer.totals });
 }

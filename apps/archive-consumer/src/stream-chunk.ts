@@ -33,7 +33,7 @@ export interface ChunkResult {
  * across I/O: CPU-only stages (encode) then read as 0 there.
  */
 export interface ChunkStages {
-  /** Waiting for D1's pages (after the fetch-ahead). */
+  /** Waiting for D1's pages (after the fetch-ahead), the pacer's waits after each included (D1_MS_PER_SECOND). */
   d1Wait: number;
   /**
    * D1's own time running the page queries, as it reports it (`meta.duration`).

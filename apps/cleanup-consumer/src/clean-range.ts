@@ -79,7 +79,8 @@ export async function cleanRange(
     return "refused";
   }
 
-  // Where the range's time goes (logged): the read-back check, and the deletes' D1 statements.
+  // Where the range's time goes (logged): the read-back check, and the deletes' D1 statements (the pacer's
+  // waits after them included: D1_MS_PER_SECOND).
   const verifyStarted = Date.now();
   const verified = await verifyRange(env, run, chunk);
   const verifyMs = Date.now() - verifyStarted;

@@ -1,7 +1,9 @@
 import {
   CleanupRangeMessage,
+  D1Pacer,
   errorMessage,
   logEvent,
+  pacedD1,
   readConfig,
   retryDelaySeconds,
   sendToDeadLetters,
@@ -17,10 +19,18 @@ import { UndeliverableMessageError } from "./verify-range.ts";
  * them against the manifest (`action: "verify"`, scrub). A range is acked once it is done (or was
  * refused, with the reason recorded); a transient failure is retried with a
  * delay and continues where it stopped; a message naming no range goes to
- * the dead letters.
+ * the dead letters. Every D1 statement of the invocation goes through one
+ * pacer (D1_MS_PER_SECOND): the web API's writes wait behind it on D1's primary.
+ * `newPacer` makes it (tests pass one with a clock of their own).
  */
-export async function handleCleanupBatch(batch: MessageBatch, env: Env): Promise<void> {
-  const config = readConfig(env);
+export async function handleCleanupBatch(
+  batch: MessageBatch,
+  invoked: Env,
+  newPacer: (msPerSecond: number) => D1Pacer = (msPerSecond) => new D1Pacer(msPerSecond),
+): Promise<void> {
+  const config = readConfig(invoked);
+  const pacer = newPacer(config.D1_MS_PER_SECOND);
+  const env = { ...invoked, D1: pacedD1(invoked.D1, pacer) };
   for (const message of batch.messages) {
     const parsed = CleanupRangeMessage.safeParse(message.body);
     if (!parsed.success) {
@@ -51,4 +61,5 @@ export async function handleCleanupBatch(batch: MessageBatch, env: Env): Promise
       message.retry({ delaySeconds: retryDelaySeconds(message.attempts, config.RETRY_DELAY_SECONDS) });
     }
   }
+  logEvent("cleanup.d1_paced", { msPerSecond: pacer.msPerSecond, ...pacer.totals });
 }

@@ -2,7 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { handleArchiveBatch } from "@path-stats/archive-consumer";
 import { handleCleanupBatch } from "@path-stats/cleanup-consumer";
-import type { ArchiveChunkMessage } from "@path-stats/shared";
+import type { ArchiveChunkMessage, D1Pacer } from "@path-stats/shared";
 import { invocationEnv } from "./worker.ts";
 
 /** A queue binding that keeps what is sent, so a test decides when (and how often) each message arrives. */
@@ -38,11 +38,12 @@ async function deliverTo(
   body: unknown,
   testEnv: Env,
   attempts: number,
+  newPacer?: (msPerSecond: number) => D1Pacer,
 ): Promise<"ack" | "retry"> {
   const id = `test-${++deliveries}`;
   const batch = createMessageBatch(queue, [{ id, timestamp: new Date(), attempts, body }]);
   const ctx = createExecutionContext();
-  await consumers[queue](batch, invocationEnv(testEnv));
+  await consumers[queue](batch, invocationEnv(testEnv), newPacer);
   const result = await getQueueResult(batch, ctx);
   if (result.explicitAcks.includes(id)) return "ack";
   if (result.retryMessages.some((m: { msgId: string }) => m.msgId === id)) return "retry";
@@ -62,13 +63,15 @@ export function deliverCleanup(body: unknown, testEnv: Env = env, attempts = 1):
 /**
  * Delivers the messages a plan sends to one queue, and those they send in
  * turn, until none is left; returns how many. `vars` override the env's (a
- * table of the test's own, a smaller query budget). A message retried
+ * table of the test's own, a smaller query budget); `newPacer` gives each
+ * invocation its pacer (a test's, with its own clock). A message retried
  * instead of acked fails the test.
  */
 export async function deliverAll(
   plan: (testEnv: Env) => Promise<unknown>,
   vars: Record<string, string> = {},
   queue: keyof typeof consumers = "cleanup-ranges",
+  newPacer?: (msPerSecond: number) => D1Pacer,
 ): Promise<number> {
   const captured = capturingQueue();
   const binding = queue === "archive-chunks" ? "ARCHIVE_QUEUE" : "CLEANUP_QUEUE";
@@ -76,7 +79,7 @@ export async function deliverAll(
   await plan(testEnv);
   let delivered = 0;
   for (let message = captured.sent.shift(); message; message = captured.sent.shift()) {
-    const outcome = await deliverTo(queue, message, testEnv, 1);
+    const outcome = await deliverTo(queue, message, testEnv, 1, newPacer);
     if (outcome !== "ack") throw new Error(`a message of ${queue} was retried: ${JSON.stringify(message)}`);
     delivered++;
   }

@@ -61,6 +61,18 @@ const ConfigVars = z.object({
    * in a message of its own.
    */
   D1_QUERIES_PER_INVOCATION: intVar(1000, 50, 100_000),
+  /**
+   * The most of D1's own time (ms, as D1 reports it per statement) one
+   * consumer invocation may take per second of wall time. D1 runs a
+   * database's queries one at a time, so the web API's writes wait behind
+   * the archiver's; after each statement or batch the archive and cleanup
+   * consumers wait until they are within this (pacing/d1-pacer.ts), and
+   * 1000 turns pacing off. 10 (1%) keeps a few invocations at once to a few
+   * percent of D1, whatever their statements' length. An invocation then
+   * takes at least its D1 time × 1000 / this: at 10, 9 s of D1 time fill
+   * the 15 minutes a queue consumer may run, hence no lower.
+   */
+  D1_MS_PER_SECOND: intVar(10, 10, 1000),
   /** Rows one DELETE statement removes: small enough to stay far inside D1's 30 s statement limit. */
   DELETE_BATCH_ROWS: intVar(5000, 1, 50_000),
   /** First retry delay of a failed message; each further attempt doubles it, up to 5 minutes. */

@@ -13,6 +13,8 @@ export * from "./jsonl.ts";
 export * from "./keys.ts";
 export * from "./log.ts";
 export * from "./messages.ts";
+export * from "./pacing/d1-pacer.ts";
+export * from "./pacing/paced-d1.ts";
 export * from "./part-cutter.ts";
 export * from "./range-pages.ts";
 export type * from "./rows.ts";
