@@ -92,7 +92,14 @@ export interface TableEntry {
   keyPrefix?: string;
   hotDays?: number;
 }
-const ENTRY_KEYS = ["table", "idColumn", "dayColumn", "dayForm", "keyPrefix", "hotDays"];
+const ENTRY_KEYS: readonly string[] = [
+  "table",
+  "idColumn",
+  "dayColumn",
+  "dayForm",
+  "keyPrefix",
+  "hotDays",
+] satisfies (keyof TableEntry)[];
 const ONE_TABLE_VARS = [
   "ARCHIVE_TABLE",
   "ARCHIVE_ID_COLUMN",
