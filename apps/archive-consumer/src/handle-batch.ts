@@ -1,10 +1,10 @@
 import {
   ArchiveChunkMessage,
-  D1Pacer,
   errorMessage,
   failRun,
   logEvent,
-  pacedD1,
+  type NewPacer,
+  pacedEnv,
   readConfig,
   retryDelaySeconds,
   sendToDeadLetters,
@@ -20,14 +20,9 @@ import { PermanentChunkError, UndeliverableMessageError } from "./errors.ts";
  * (D1_MS_PER_SECOND): the web API's writes wait behind it on D1's primary.
  * `newPacer` makes it (tests pass one with a clock of their own).
  */
-export async function handleArchiveBatch(
-  batch: MessageBatch,
-  invoked: Env,
-  newPacer: (msPerSecond: number) => D1Pacer = (msPerSecond) => new D1Pacer(msPerSecond),
-): Promise<void> {
+export async function handleArchiveBatch(batch: MessageBatch, invoked: Env, newPacer?: NewPacer): Promise<void> {
   const config = readConfig(invoked);
-  const pacer = newPacer(config.D1_MS_PER_SECOND);
-  const env = { ...invoked, D1: pacedD1(invoked.D1, pacer) };
+  const { env, pacer } = pacedEnv(invoked, config.D1_MS_PER_SECOND, newPacer);
   for (const message of batch.messages) {
     const parsed = ArchiveChunkMessage.safeParse(message.body);
     if (!parsed.success) {

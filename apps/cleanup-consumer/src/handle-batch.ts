@@ -1,9 +1,9 @@
 import {
   CleanupRangeMessage,
-  D1Pacer,
   errorMessage,
   logEvent,
-  pacedD1,
+  type NewPacer,
+  pacedEnv,
   readConfig,
   retryDelaySeconds,
   sendToDeadLetters,
@@ -23,14 +23,9 @@ import { UndeliverableMessageError } from "./verify-range.ts";
  * pacer (D1_MS_PER_SECOND): the web API's writes wait behind it on D1's primary.
  * `newPacer` makes it (tests pass one with a clock of their own).
  */
-export async function handleCleanupBatch(
-  batch: MessageBatch,
-  invoked: Env,
-  newPacer: (msPerSecond: number) => D1Pacer = (msPerSecond) => new D1Pacer(msPerSecond),
-): Promise<void> {
+export async function handleCleanupBatch(batch: MessageBatch, invoked: Env, newPacer?: NewPacer): Promise<void> {
   const config = readConfig(invoked);
-  const pacer = newPacer(config.D1_MS_PER_SECOND);
-  const env = { ...invoked, D1: pacedD1(invoked.D1, pacer) };
+  const { env, pacer } = pacedEnv(invoked, config.D1_MS_PER_SECOND, newPacer);
   for (const message of batch.messages) {
     const parsed = CleanupRangeMessage.safeParse(message.body);
     if (!parsed.success) {

@@ -2,7 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { handleArchiveBatch } from "@path-stats/archive-consumer";
 import { handleCleanupBatch } from "@path-stats/cleanup-consumer";
-import type { ArchiveChunkMessage, D1Pacer } from "@path-stats/shared";
+import type { ArchiveChunkMessage, NewPacer } from "@path-stats/shared";
 import { invocationEnv } from "./worker.ts";
 
 /** A queue binding that keeps what is sent, so a test decides when (and how often) each message arrives. */
@@ -38,7 +38,7 @@ async function deliverTo(
   body: unknown,
   testEnv: Env,
   attempts: number,
-  newPacer?: (msPerSecond: number) => D1Pacer,
+  newPacer?: NewPacer,
 ): Promise<"ack" | "retry"> {
   const id = `test-${++deliveries}`;
   const batch = createMessageBatch(queue, [{ id, timestamp: new Date(), attempts, body }]);
@@ -71,7 +71,7 @@ export async function deliverAll(
   plan: (testEnv: Env) => Promise<unknown>,
   vars: Record<string, string> = {},
   queue: keyof typeof consumers = "cleanup-ranges",
-  newPacer?: (msPerSecond: number) => D1Pacer,
+  newPacer?: NewPacer,
 ): Promise<number> {
   const captured = capturingQueue();
   const binding = queue === "archive-chunks" ? "ARCHIVE_QUEUE" : "CLEANUP_QUEUE";

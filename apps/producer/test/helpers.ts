@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { gunzipSync } from "node:zlib";
-import type { Manifest, RunRow } from "@path-stats/shared";
+import { type Manifest, type RunRow, seededRandom } from "@path-stats/shared";
 
 export type EventRow = {
   event_date: string;
@@ -30,16 +30,8 @@ const COLUMNS = [
 /** D1 binds at most 100 parameters per statement. */
 const ROWS_PER_INSERT = Math.floor(100 / COLUMNS.length);
 
-/** Deterministic pseudo-random numbers, so a failing test sees the same data again. */
-export function random(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+/** Deterministic pseudo-random numbers, so a failing test sees the same data again (seeds replay as before). */
+export const random = seededRandom;
 
 /** A poorly compressible string, to reach several 5 MiB parts with few rows. */
 export function noise(next: () => number, length: number): string {

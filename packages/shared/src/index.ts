@@ -19,6 +19,7 @@ export * from "./part-cutter.ts";
 export * from "./range-pages.ts";
 export type * from "./rows.ts";
 export * from "./run-state.ts";
+export * from "./seeded-random.ts";
 export * from "./send-batches.ts";
 export * from "./stats/quantile-sketch.ts";
 export * from "./wide-sql.ts";

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../seeded-random.ts";
 import { D1Pacer, MAX_PACING_WAIT_MS, PACING_OFF, type PacerClock } from "./d1-pacer.ts";
 
 /** A clock that moves only when told: by a statement's own time, other work, or the waits the pacer asks for. */
@@ -18,17 +19,6 @@ function fakeClock(): PacerClock & { at: number; advance(ms: number): void; wait
   return clock;
 }
 
-/** Deterministic uniform numbers in [0, 1). */
-function uniform(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
-
 /** One statement: D1 runs it for `d1Ms` (the clock moves by that), then the pacer is told. */
 async function statement(pacer: D1Pacer, clock: ReturnType<typeof fakeClock>, d1Ms: number) {
   const started = clock.at;
@@ -43,7 +33,7 @@ describe("D1 pacer", () => {
     for (const budget of [10, 50, 100, 250, 400]) {
       const clock = fakeClock();
       const pacer = new D1Pacer(budget, clock, Number.POSITIVE_INFINITY);
-      const next = uniform(budget);
+      const next = seededRandom(budget);
       const done = [];
       for (let i = 0; i < 2000; i++) {
         // Mostly short statements, some long ones, with other work (gzip, R2) between some of them.

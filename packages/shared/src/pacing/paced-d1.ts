@@ -1,4 +1,4 @@
-import type { D1Pacer } from "./d1-pacer.ts";
+import { D1Pacer } from "./d1-pacer.ts";
 
 /*
  * The parts of D1's binding the wrapper touches, by shape: shared code is
@@ -80,4 +80,17 @@ export function pacedD1<Db extends object>(db: Db, pacer: D1Pacer): Db {
     },
   };
   return wrappedDb as unknown as Db;
+}
+
+/** Makes an invocation's pacer for a budget (D1_MS_PER_SECOND); tests pass one with a clock of their own. */
+export type NewPacer = (msPerSecond: number) => D1Pacer;
+
+/** An invocation's env with its D1 paced to `msPerSecond`, and the pacer (its totals are logged at the end). */
+export function pacedEnv<E extends { D1: object }>(
+  env: E,
+  msPerSecond: number,
+  newPacer: NewPacer = (ms) => new D1Pacer(ms),
+): { env: E; pacer: D1Pacer } {
+  const pacer = newPacer(msPerSecond);
+  return { env: { ...env, D1: pacedD1(env.D1, pacer) }, pacer };
 }

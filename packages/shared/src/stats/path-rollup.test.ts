@@ -1,24 +1,13 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../seeded-random.ts";
 import { DayRollup, OTHER_PATH, type PathRollupRow, type RequestValues, watchedCode } from "./path-rollup.ts";
 import { RELATIVE_ACCURACY } from "./quantile-sketch.ts";
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const STATUSES = [200, 200, 200, 201, 204, 301, 304, 400, 404, 404, 429, 500, 502, 503, 99, 600];
 
 /** Requests of a day: 200 paths of very different weights, mixed methods, statuses, latencies and bytes, some NULLs. */
 function requests(n: number, seed = 1): RequestValues[] {
-  const next = prng(seed);
+  const next = seededRandom(seed);
   return Array.from({ length: n }, (_, i) => {
     const path = `/p/${Math.floor(200 * next() ** 3)}`; // skewed: low numbers are busy
     return {

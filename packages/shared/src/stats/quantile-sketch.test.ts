@@ -1,15 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../seeded-random.ts";
 import { QuantileSketch, RELATIVE_ACCURACY } from "./quantile-sketch.ts";
 
-/** Deterministic uniform numbers in (0, 1). */
+/** Deterministic uniform numbers in (0, 1): never 0, whose logarithm the samples take. */
 function uniform(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return ((x >>> 0) + 0.5) / 2 ** 32;
-  };
+  const next = seededRandom(seed);
+  return () => next() + 2 ** -33;
 }
 
 /** Skewed latencies: log-normal around 40 ms with a Pareto tail (a few requests take seconds), and zeros. */
