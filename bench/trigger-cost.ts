@@ -29,6 +29,7 @@ const TABLE = {
   dayForm: "date",
   keyPrefix: "x/",
   hotDays: 3,
+  stats: null,
 } as const;
 
 function database(variant: "plain" | "index" | "installed"): DatabaseSync {

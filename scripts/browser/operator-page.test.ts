@@ -14,6 +14,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseArchivedTables } from "../../packages/shared/src/archived-table/archived-table.ts";
 import { installStatements } from "../../packages/shared/src/archived-table/install-sql.ts";
+import { TRAFFIC_EVENTS_STATS } from "../../packages/shared/src/stats/stats-columns.ts";
 import { type BackgroundStack, startBackgroundStack } from "../dev.ts";
 import { adminToken, archiveStatus, BASE_URL, CONFIGS, localD1File, ROOT } from "../lib.ts";
 import { seedInWorker } from "../seed.ts";
@@ -36,7 +37,10 @@ const VISIT_ROWS = 400;
  */
 const TWO_TABLE_CONFIGS = CONFIGS.map((config) => join(dirname(config), ".wrangler.browser-test.jsonc"));
 function writeTwoTableConfigs(): void {
-  const tables = [{ table: "traffic_events", idColumn: "id", dayColumn: "event_date" }, VISITS];
+  const tables = [
+    { table: "traffic_events", idColumn: "id", dayColumn: "event_date", stats: TRAFFIC_EVENTS_STATS },
+    VISITS,
+  ];
   CONFIGS.forEach((source, i) => {
     // The configs carry only whole-line comments.
     const json = readFileSync(source, "utf8")
@@ -50,6 +54,7 @@ function writeTwoTableConfigs(): void {
       "ARCHIVE_DAY_COLUMN",
       "ARCHIVE_DAY_FORM",
       "ARCHIVE_KEY_PREFIX",
+      "ARCHIVE_STATS",
     ]) {
       delete config.vars[name];
     }

@@ -2,12 +2,16 @@ import {
   type ArchiveChunkMessage,
   type ChunkRow,
   type Config,
+  chunkStatsPieces,
+  DayRollup,
   errorMessage,
   logEvent,
   PartsExhaustedError,
   type RunRow,
   recordPoint,
+  StatsColumnsError,
   tableOf,
+  trackedPairs,
   UnencodableValueError,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
@@ -104,6 +108,7 @@ export async function archiveChunk(
     renewedAt = at.getTime();
   };
   let result: Awaited<ReturnType<typeof streamChunkToParts>>;
+  const rollup = table.stats ? new DayRollup(trackedPairs(config.STATS_MAX_PATHS)) : null;
   try {
     result = await streamChunkToParts({
       db,
@@ -115,6 +120,7 @@ export async function archiveChunk(
       pageRows: config.PAGE_ROWS,
       isLastChunk,
       heartbeat,
+      ...(table.stats && rollup ? { stats: { columns: table.stats, rollup } } : {}),
     });
   } catch (error) {
     // Release the claim so the retry can start at once, and keep the error for operators.
@@ -128,36 +134,63 @@ export async function archiveChunk(
       logEvent("archive.claim_lost", { runId: run.run_id, date: run.date, chunk: claimed.chunk_index });
       return { kind: "claim_lost" };
     }
-    if (error instanceof PartsExhaustedError || error instanceof UnencodableValueError || isUploadGone(error)) {
+    if (
+      error instanceof PartsExhaustedError ||
+      error instanceof UnencodableValueError ||
+      error instanceof StatsColumnsError ||
+      isUploadGone(error)
+    ) {
       throw new PermanentChunkError(errorMessage(error));
     }
     throw error;
   }
 
-  const recorded = await db
-    .prepare(
-      `UPDATE archive_chunks SET state = 'archived', claim_token = NULL, last_error = NULL,
-         rows = ?1, raw_bytes = ?2, gz_bytes = ?3, padding_bytes = ?4, parts = ?5, columns = ?6, sha256 = ?7,
-         rows_read = ?8, peak_buffered_bytes = ?9, duration_ms = ?10, archived_at = ?11
-       WHERE run_id = ?12 AND chunk_index = ?13 AND claim_token = ?14 AND state = 'pending'`,
-    )
-    .bind(
-      result.rows,
-      result.rawBytes,
-      result.gzBytes,
-      result.paddingBytes,
-      JSON.stringify(result.parts),
-      JSON.stringify(result.columns),
-      result.sha256,
-      result.rowsRead,
-      result.peakBufferedBytes,
-      Date.now() - started,
-      new Date().toISOString(),
-      run.run_id,
-      claimed.chunk_index,
-      token,
-    )
-    .run();
+  // The chunk's rollup goes in with its result, in one batch, while this delivery still holds the claim:
+  // a chunk archived twice (a takeover) keeps the rollup of the delivery whose result it keeps.
+  const stillClaimed = `EXISTS (SELECT 1 FROM archive_chunks
+    WHERE run_id = ?1 AND chunk_index = ?2 AND claim_token = ?3 AND state = 'pending')`;
+  const statsStatements = rollup
+    ? [
+        db
+          .prepare(`DELETE FROM path_stats_chunks WHERE run_id = ?1 AND chunk_index = ?2 AND ${stillClaimed}`)
+          .bind(run.run_id, claimed.chunk_index, token),
+        ...chunkStatsPieces(rollup).map((piece, i) =>
+          db
+            .prepare(
+              `INSERT INTO path_stats_chunks (run_id, chunk_index, piece, rollup)
+               SELECT ?1, ?2, ?4, ?5 WHERE ${stillClaimed}`,
+            )
+            .bind(run.run_id, claimed.chunk_index, token, i, piece),
+        ),
+      ]
+    : [];
+  const results = await db.batch([
+    ...statsStatements,
+    db
+      .prepare(
+        `UPDATE archive_chunks SET state = 'archived', claim_token = NULL, last_error = NULL,
+           rows = ?1, raw_bytes = ?2, gz_bytes = ?3, padding_bytes = ?4, parts = ?5, columns = ?6, sha256 = ?7,
+           rows_read = ?8, peak_buffered_bytes = ?9, duration_ms = ?10, archived_at = ?11
+         WHERE run_id = ?12 AND chunk_index = ?13 AND claim_token = ?14 AND state = 'pending'`,
+      )
+      .bind(
+        result.rows,
+        result.rawBytes,
+        result.gzBytes,
+        result.paddingBytes,
+        JSON.stringify(result.parts),
+        JSON.stringify(result.columns),
+        result.sha256,
+        result.rowsRead,
+        result.peakBufferedBytes,
+        Date.now() - started,
+        new Date().toISOString(),
+        run.run_id,
+        claimed.chunk_index,
+        token,
+      ),
+  ]);
+  const recorded = results.at(-1) as D1Result;
   if (recorded.meta.changes !== 1) {
     // Our lease ran out and another delivery took the chunk over; it records its own result.
     logEvent("archive.claim_lost", { runId: run.run_id, date: run.date, chunk: claimed.chunk_index });

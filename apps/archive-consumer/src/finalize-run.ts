@@ -12,6 +12,7 @@ import {
   type UploadedPart,
 } from "@path-stats/shared";
 import { nanoid } from "nanoid";
+import { statsStatements } from "./commit-stats.ts";
 import { isPartOverwritten, isUploadGone, PartsOverwrittenError, PermanentChunkError } from "./errors.ts";
 
 export type FinalizeOutcome = "finalized" | "not_ready" | "in_progress" | "failed" | "rearchiving";
@@ -203,6 +204,13 @@ async function commitRun(
     httpMetadata: { contentType: "application/json" },
   });
 
+  const stats = table.stats
+    ? await statsStatements(db, config, table, run, chunks, {
+        completedAt,
+        runRows: rows,
+        supersedesRuns: supersedes.length,
+      })
+    : null;
   await db.batch([
     db
       .prepare(
@@ -222,6 +230,8 @@ async function commitRun(
            file_size = excluded.file_size, archived_at = excluded.archived_at, d1_cleaned = 0, cleaned_at = NULL`,
       )
       .bind(run.date, run.object_key, completedAt, run.table_name),
+    // The run's path statistics, added to its day in this same transaction (commit-stats.ts).
+    ...(stats?.statements ?? []),
   ]);
   if (rows !== run.planned_rows) {
     logEvent("archive.rows_differ_from_plan", { runId, date: run.date, planned: run.planned_rows, archived: rows });
@@ -246,5 +256,6 @@ async function commitRun(
     parts: parts.length,
     rowsRead,
     objectKey: run.object_key,
+    ...(stats ? { stats: stats.summary } : {}),
   });
 }

@@ -6,6 +6,7 @@ import {
   type PageSource,
   PartCutter,
   rangePages,
+  type StatsSink,
   toHex,
   type UploadedPart,
 } from "@path-stats/shared";
@@ -95,8 +96,10 @@ export async function streamChunkToParts(options: {
   isLastChunk: boolean;
   /** Called at every page and before every part upload; throws to stop the chunk (its claim is gone). */
   heartbeat: () => Promise<void>;
+  /** Where the chunk's rows are counted for the path statistics, when the table keeps them. */
+  stats?: StatsSink;
 }): Promise<ChunkResult> {
-  const { db, upload, table, date, chunk, partSize, pageRows, isLastChunk, heartbeat } = options;
+  const { db, upload, table, date, chunk, partSize, pageRows, isLastChunk, heartbeat, stats } = options;
   let rows = 0;
   let rawBytes = 0;
   let rowsRead = 0;
@@ -123,6 +126,7 @@ export async function streamChunkToParts(options: {
     rowidLo: chunk.rowid_lo,
     rowidHi: chunk.rowid_hi,
     maxPageRows: pageRows,
+    ...(stats ? { stats } : {}),
   });
   /** The next page with rows, after counting what every page read. */
   const nextBytes = async (): Promise<Uint8Array | null> => {

@@ -84,6 +84,8 @@ function tableFor(form: Form): { vars: Record<string, string>; table: ArchivedTa
     ARCHIVE_ID_COLUMN: "request_id",
     ARCHIVE_DAY_COLUMN: "at",
     ARCHIVE_DAY_FORM: form,
+    // The request_log tables have no path column: no statistics.
+    ARCHIVE_STATS: "",
   };
   return { vars, table: tableOf(readConfig({ ...env, ...vars })) };
 }

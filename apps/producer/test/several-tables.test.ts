@@ -46,8 +46,9 @@ const VARS = {
   ARCHIVE_DAY_COLUMN: "",
   ARCHIVE_DAY_FORM: "",
   ARCHIVE_KEY_PREFIX: "",
+  ARCHIVE_STATS: "",
 };
-const testEnv = { ...env, ...VARS } as Env;
+const testEnv = { ...env, ...VARS } as unknown as Env;
 const [orders, visits] = readConfig(testEnv).tables as [ArchivedTable, ArchivedTable];
 const NOW = new Date("2026-10-25T12:00:00Z"); // DAY is 4 closed days old
 
@@ -210,7 +211,7 @@ describe("several tables in one deployment", () => {
     }, vars);
     expect(await rowsOf(visits)).toEqual([]);
     // Health says so, and goes on with the other tables.
-    const health = await evaluateHealth({ ...env, ...vars } as Env, NOW);
+    const health = await evaluateHealth({ ...env, ...vars } as unknown as Env, NOW);
     expect(health.problems.find((p) => p.table === "no_such_table")).toMatchObject({
       key: "table_unreadable:no_such_table",
       message: expect.stringMatching(/no such table: no_such_table/),

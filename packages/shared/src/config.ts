@@ -98,6 +98,14 @@ const ConfigVars = z.object({
    * original plan expected 15–20 MB; the demo's realistic rows make 24 MiB.
    */
   MAX_OBJECT_MIB_PER_MILLION_ROWS: intVar(32, 1, 10_000),
+  /**
+   * Path statistics rows kept per table and day: the busiest (path, method)
+   * pairs, then one `(other)` row with the rest, so the day's totals stay
+   * exact. A chunk counts up to twice this many pairs before the rest go to
+   * its `(other)`; each pair's latency sketch is a few KiB of consumer
+   * memory, so 1000 pairs stay inside the consumers' heap target.
+   */
+  STATS_MAX_PATHS: intVar(200, 1, 1000),
 });
 export type Config = z.output<typeof ConfigVars> & {
   /** The tables archived (ARCHIVE_TABLES, or ARCHIVE_TABLE and the vars beside it), in the order configured. */

@@ -96,6 +96,7 @@ describe("exactMatch", () => {
     dayForm: "date",
     keyPrefix: "events/event_date=",
     hotDays: 3,
+    stats: null,
   };
   const table: TableColumn[] = [
     { name: "id", affinity: "INTEGER", defaultSql: null },

@@ -21,5 +21,8 @@ export type * from "./rows.ts";
 export * from "./run-state.ts";
 export * from "./seeded-random.ts";
 export * from "./send-batches.ts";
+export * from "./stats/path-rollup.ts";
 export * from "./stats/quantile-sketch.ts";
+export * from "./stats/stats-columns.ts";
+export * from "./stats/stats-table.ts";
 export * from "./wide-sql.ts";

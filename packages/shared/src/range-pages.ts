@@ -2,6 +2,15 @@ import { archivedLineId } from "./archive-reader.ts";
 import { type ArchivedTable, dayRangeSql, daySql, idSql, tableSql } from "./archived-table/archived-table.ts";
 import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
+import type { DayRollup } from "./stats/path-rollup.ts";
+import {
+  type StatsColumns,
+  StatsColumnsError,
+  statsColumnNames,
+  statsTupleSql,
+  valuesOfRow,
+  valuesOfTuple,
+} from "./stats/stats-columns.ts";
 import { balanced, sqlString } from "./wide-sql.ts";
 
 const encoder = new TextEncoder();
@@ -87,6 +96,18 @@ interface TextPage {
   /** The last row's id, and the lines joined by newlines. */
   last: number | null;
   text: string | null;
+  /** With statistics: the rows' stats values as a JSON array of tuples (statsTupleSql). */
+  stats?: string | null;
+}
+
+/**
+ * Where a range read counts the path statistics of the rows it gives out:
+ * each row once, as it is archived, from values its page query reads
+ * beside the line (no row is read twice for them).
+ */
+export interface StatsSink {
+  columns: StatsColumns;
+  rollup: DayRollup;
 }
 type TextAnswer = (TextPage & { rowsRead: number }) | "too big";
 
@@ -98,7 +119,7 @@ type TextAnswer = (TextPage & { rowsRead: number }) | "too big";
  * `lines` < `scanned` says the page needs a row page. The conditions are a
  * balanced OR: a chain over 100 columns would be deeper than D1 allows.
  */
-function textPageSql(target: ArchivedTable, columns: readonly TableColumn[]): string {
+function textPageSql(target: ArchivedTable, columns: readonly TableColumn[], stats: StatsColumns | null): string {
   const inexact = columns.flatMap((c) => {
     const q = quoteIdentifier(c.name);
     // A BLOB that looks like SQLite's binary JSON would be written as JSON, not refused.
@@ -106,8 +127,10 @@ function textPageSql(target: ArchivedTable, columns: readonly TableColumn[]): st
     return [`${q} > 9007199254740991`, `${q} < -9007199254740991`, `typeof(${q}) = 'real'`];
   });
   const id = idSql(target);
-  return `SELECT count(*) AS scanned, count(line) AS lines, max(${ID}) AS last, group_concat(line, char(10)) AS text
-    FROM (SELECT ${id} AS ${ID}, CASE WHEN ${balanced(inexact, "OR", "0")} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line
+  const statsOuter = stats ? ", '[' || group_concat(stats, ',') || ']' AS stats" : "";
+  const statsInner = stats ? `, ${statsTupleSql(stats)} AS stats` : "";
+  return `SELECT count(*) AS scanned, count(line) AS lines, max(${ID}) AS last, group_concat(line, char(10)) AS text${statsOuter}
+    FROM (SELECT ${id} AS ${ID}, CASE WHEN ${balanced(inexact, "OR", "0")} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line${statsInner}
       FROM ${tableSql(target)} WHERE ${dayRangeSql(target, 1, "(]")} ORDER BY ${id} LIMIT ?4)`;
 }
 
@@ -291,16 +314,40 @@ function checked(row: PageRow, idColumn: string): Row {
  * of at most about TEXT_PAGE_BYTES (PAGE_TARGET_BYTES for row pages), in id
  * order. The next text page is fetched while the caller works on this one.
  * A value JSON cannot carry exactly fails with UnencodableValueError, naming
- * the row.
+ * the row. With `stats`, each row given out is counted in its rollup.
  */
 export async function* rangePages(
   db: PageSource,
-  range: { table: ArchivedTable; date: string; rowidLo: number; rowidHi: number; maxPageRows: number },
+  range: {
+    table: ArchivedTable;
+    date: string;
+    rowidLo: number;
+    rowidHi: number;
+    maxPageRows: number;
+    stats?: StatsSink;
+  },
 ): AsyncGenerator<RangePage> {
   const target = range.table;
   const table = await readTableColumns(db, target);
   const columns = table.map((c) => c.name);
-  const textStatement = db.prepare(textPageSql(target, table));
+  const sink = range.stats ?? null;
+  if (sink) {
+    const missing = statsColumnNames(sink.columns).filter((name) => !columns.includes(name));
+    if (missing.length > 0) {
+      throw new StatsColumnsError(
+        `the stats columns ${missing.join(", ")} are not columns of ${target.name}; fix its stats configuration`,
+      );
+    }
+  }
+  /** Counts rows as they are given out: once each, whichever kind of page holds them. */
+  const countRows = (rows: readonly Row[]) => {
+    if (sink) for (const row of rows) sink.rollup.add(valuesOfRow(sink.columns, row));
+  };
+  const countTuples = (json: string | null | undefined) => {
+    if (!sink) return;
+    for (const tuple of JSON.parse(json ?? "[]") as unknown[][]) sink.rollup.add(valuesOfTuple(sink.columns, tuple));
+  };
+  const textStatement = db.prepare(textPageSql(target, table, sink?.columns ?? null));
   const rowStatement = db.prepare(pageSql(target, table));
   const wideStatement = db.prepare(wideRowsSql(target, table));
   const textBytesStatement = db.prepare(textBytesSql(target, columns));
@@ -378,6 +425,7 @@ export async function* rangePages(
       limit = nextPageRows(limit, bytes.byteLength / page.lines, range.maxPageRows);
       if (full) next = fetchText(after, limit);
       const rowsRead = page.rowsRead + rereadRows + checkReads;
+      countTuples(page.stats);
       yield { kind: "text", bytes, rows: page.lines, rowsRead, columns, waitMs, encodeMs };
       rereadRows = 0;
       continue;
@@ -448,6 +496,7 @@ export async function* rangePages(
       const bytes = encodeRows(rows.map((row) => checked(row, target.id)));
       const encodeMs = Date.now() - encodeStarted;
       const checkReads = await checkBytes(bytes);
+      countRows(rows);
       yield { kind: "rows", bytes, rows: rows.length, rowsRead: rowsRead + checkReads, columns, waitMs, encodeMs };
     } else {
       yield* withWideRows(rows, widthLimit, rowsRead, waitMs);
@@ -485,6 +534,7 @@ export async function* rangePages(
       const encodeStarted = Date.now();
       const bytes = encodeRows(pending);
       const checkReads = await checkBytes(bytes);
+      countRows(pending);
       const piece: RangePage = {
         kind: "rows",
         bytes,

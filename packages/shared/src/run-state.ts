@@ -34,6 +34,8 @@ export async function failRun(
     .bind(reason, now.toISOString(), runId, finalizeToken)
     .first<RunRow>();
   if (!run) return null;
+  // Its chunks' path statistics are never counted: a failed run adds nothing.
+  await env.D1.prepare("DELETE FROM path_stats_chunks WHERE run_id = ?1").bind(runId).run();
   logEvent("archive.run_failed", { runId, table: run.table_name, date: run.date, error: reason });
   recordPoint(env, {
     kind: "run",

@@ -1,4 +1,5 @@
 import {
+  addDays,
   ConfigError,
   errorMessage,
   InvalidDateError,
@@ -8,6 +9,7 @@ import {
   readConfig,
   TableChoiceError,
   tableOf,
+  utcDate,
 } from "@path-stats/shared";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -23,6 +25,7 @@ import { CleanupRefusedError, planCleanup } from "../plan-cleanup.ts";
 import { planRestore, RestoreRefusedError } from "../restore/plan-restore.ts";
 import { failRunByOperator, RunNotFailableError } from "../runs.ts";
 import { planScrub, ScrubRefusedError } from "../scrub/plan-scrub.ts";
+import { pathStats, StatsRequestError } from "../stats/path-stats.ts";
 import { dayStatus } from "../status.ts";
 import { requireAdminToken } from "./auth.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -53,6 +56,23 @@ const RestoreQuery = z
   })
   .strict();
 const OverviewQuery = z.object({ table, days: z.coerce.number().int().min(1).max(366).default(30) }).strict();
+const calendarDate = z.string().refine(isCalendarDate, "must be a real calendar date YYYY-MM-DD");
+/** Most days one /admin/stats call covers. */
+const MAX_STATS_DAYS = 92;
+const StatsQuery = z
+  .object({
+    table,
+    from: calendarDate,
+    to: calendarDate,
+    path: z.string().max(2000).optional(),
+    group: z.enum(["day", "path"]).optional(),
+  })
+  .strict()
+  .refine((q) => q.from <= q.to, { message: "from must not be after to", path: ["from"] })
+  .refine((q) => q.to < addDays(q.from, MAX_STATS_DAYS), {
+    message: `at most ${MAX_STATS_DAYS} days per call`,
+    path: ["to"],
+  });
 const RunIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a run id");
 const FailBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
 const ReplayBody = z.union([
@@ -157,6 +177,13 @@ app
     const text = await metricsText(c.env.D1, readConfig(c.env).tables, now, await evaluateHealth(c.env, now));
     return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   })
+  .get("/admin/stats", async (c) => {
+    const { table, from, to, path, group } = query(c.req.url, StatsQuery);
+    const today = utcDate(new Date());
+    if (to > today) throw new ApiError(400, "invalid_request", `invalid query: to: must not be after today (${today})`);
+    const config = readConfig(c.env);
+    return c.json(await pathStats(c.env, config, tableOf(config, table), { from, to, path, group }));
+  })
   .post("/admin/trigger-cleanup", async (c) => {
     const { table, date } = closedDay(c.req.url);
     c.set("date", date);
@@ -205,6 +232,8 @@ app
     if (error instanceof ScrubRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
     if (error instanceof RestoreRefusedError)
       return errorResponse(c, new ApiError(error.code === "run_not_found" ? 404 : 409, error.code, error.message));
+    if (error instanceof StatsRequestError)
+      return errorResponse(c, new ApiError(error.code === "no_stats" ? 400 : 422, error.code, error.message));
     if (error instanceof RunNotFailableError)
       return errorResponse(c, new ApiError(error.status, error.code, error.message));
     // Only server faults are logged as errors; refusals are the caller's.

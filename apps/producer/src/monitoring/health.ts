@@ -13,7 +13,8 @@ export type ProblemCode =
   | "object_too_large"
   | "restore_failed"
   | "archive_verify_failed"
-  | "table_unreadable";
+  | "table_unreadable"
+  | "stats_mismatch";
 
 /** Something an operator must look at. `key` names it stably across checks, so an alert is sent once. */
 export interface Problem {
@@ -70,11 +71,12 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
   const config = readConfig(env);
   const db = env.D1;
   const today = utcDate(now);
-  const [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult, unmatchedResult] = await db.batch([
-    // Each run of the window (and any older one still in flight), with its last sign of progress.
-    db
-      .prepare(
-        `SELECT r.run_id, r.table_name, r.date, r.status, r.created_at, r.finalize_started_at, r.failed_at, r.archived_at,
+  const [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult, unmatchedResult, statsResult] =
+    await db.batch([
+      // Each run of the window (and any older one still in flight), with its last sign of progress.
+      db
+        .prepare(
+          `SELECT r.run_id, r.table_name, r.date, r.status, r.created_at, r.finalize_started_at, r.failed_at, r.archived_at,
                 r.error, r.rowid_hi, r.archived_rows, r.object_bytes, r.verified_at, r.verify_error,
                 CASE WHEN r.status IN ('archiving', 'finalizing') THEN
                   (SELECT MAX(MAX(IFNULL(c.claimed_at, ''), IFNULL(c.archived_at, '')))
@@ -82,30 +84,38 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
          FROM archive_runs r
          WHERE r.date >= ?1 OR r.status IN ('archiving', 'finalizing')
          ORDER BY r.table_name, r.date, r.rowid`,
-      )
-      .bind(addDays(today, -WINDOW_DAYS)),
-    db.prepare(
-      `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.cleanup_error, c.cleanup_failed_at
+        )
+        .bind(addDays(today, -WINDOW_DAYS)),
+      db.prepare(
+        `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.cleanup_error, c.cleanup_failed_at
        FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
        WHERE c.cleanup_state = 'failed'`,
-    ),
-    db.prepare("SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM dead_letters WHERE replayed_at IS NULL"),
-    db.prepare(
-      `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.restore_error, c.restore_failed_at
+      ),
+      db.prepare("SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM dead_letters WHERE replayed_at IS NULL"),
+      db.prepare(
+        `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.restore_error, c.restore_failed_at
        FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
        WHERE c.restore_state = 'failed'`,
-    ),
-    db.prepare("SELECT table_name, date, reason, refused_at FROM archive_refusals ORDER BY table_name, date"),
-    // Ranges of each day's latest committed run whose cleanup left rows that nothing changed since the
-    // run was planned (the epoch never grew): rows cleanup cannot match, which every cron would archive again.
-    db.prepare(
-      `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.rows_left, c.cleaned_at
+      ),
+      db.prepare("SELECT table_name, date, reason, refused_at FROM archive_refusals ORDER BY table_name, date"),
+      // Ranges of each day's latest committed run whose cleanup left rows that nothing changed since the
+      // run was planned (the epoch never grew): rows cleanup cannot match, which every cron would archive again.
+      db.prepare(
+        `SELECT c.run_id, c.chunk_index, r.table_name, r.date, c.rows_left, c.cleaned_at
        FROM archive_chunks c JOIN archive_runs r ON r.run_id = c.run_id
        WHERE c.cleanup_state = 'cleaned' AND c.rows_left > 0 AND c.cleanup_epoch = 0
          AND r.rowid = (
            SELECT MAX(rowid) FROM archive_runs WHERE table_name = r.table_name AND date = r.date AND status = 'archived')`,
-    ),
-  ]);
+      ),
+      // Days whose path statistics, counted as current, do not count the rows their committed archives hold.
+      db
+        .prepare(
+          `SELECT s.table_name, s.date, s.requests, m.event_count, s.updated_at
+         FROM path_stats_days s LEFT JOIN archive_metadata m ON m.table_name = s.table_name AND m.date = s.date
+         WHERE s.date >= ?1 AND s.state = 'current' AND m.event_count IS NOT s.requests`,
+        )
+        .bind(addDays(today, -WINDOW_DAYS)),
+    ]);
   const runs = (runsResult?.results ?? []) as RunFacts[];
   const refused = (refusedResult?.results ?? []) as {
     run_id: string;
@@ -138,10 +148,22 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
     rows_left: number;
     cleaned_at: string | null;
   }[];
-  let d1RowsRead = [runsResult, refusedResult, lettersResult, restoreResult, dayRefusalsResult, unmatchedResult].reduce(
-    (sum, r) => sum + (r?.meta.rows_read ?? 0),
-    0,
-  );
+  const statsMismatches = (statsResult?.results ?? []) as {
+    table_name: string;
+    date: string;
+    requests: number;
+    event_count: number | null;
+    updated_at: string;
+  }[];
+  let d1RowsRead = [
+    runsResult,
+    refusedResult,
+    lettersResult,
+    restoreResult,
+    dayRefusalsResult,
+    unmatchedResult,
+    statsResult,
+  ].reduce((sum, r) => sum + (r?.meta.rows_read ?? 0), 0);
 
   const problems: Problem[] = [];
   const byDay = new Map<string, RunFacts[]>();
@@ -332,6 +354,19 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
       since: letters.oldest ?? now.toISOString(),
       message: `${letters.n} dead letter(s) not replayed`,
       action: "GET /admin/dead-letters?replayed=false, fix the cause, then POST /admin/dead-letters/replay",
+    });
+  }
+
+  for (const day of statsMismatches) {
+    problems.push({
+      key: `stats_mismatch:${dayKey(day.table_name, day.date)}`,
+      code: "stats_mismatch",
+      table: day.table_name,
+      date: day.date,
+      runId: null,
+      since: day.updated_at,
+      message: `the path statistics of ${day.table_name} ${day.date} count ${day.requests} requests where its committed archives hold ${day.event_count ?? 0} rows`,
+      action: `do not rely on /admin/stats for ${day.date}; report it with GET /admin/archive-status?table=${day.table_name}&date=${day.date}`,
     });
   }
 

@@ -29,6 +29,7 @@ describe("the one-table vars", () => {
       dayForm: "date",
       keyPrefix: "request_log/at=",
       hotDays: HOT_DAYS,
+      stats: null,
     });
     expect(parsed({ ...VARS, ARCHIVE_DAY_FORM: "epoch_ms", ARCHIVE_KEY_PREFIX: "cold/requests/day=" })).toMatchObject({
       dayForm: "epoch_ms",
@@ -68,6 +69,7 @@ describe("ARCHIVE_TABLES", () => {
         dayForm: "epoch_ms",
         keyPrefix: "request_log/at=",
         hotDays: 7,
+        stats: null,
       },
       {
         name: "traffic_events",
@@ -76,6 +78,7 @@ describe("ARCHIVE_TABLES", () => {
         dayForm: "date",
         keyPrefix: "traffic_events/event_date=",
         hotDays: HOT_DAYS,
+        stats: null,
       },
     ];
     expect(parsedAll({ ARCHIVE_TABLES: [requests, events] })).toEqual(expected);

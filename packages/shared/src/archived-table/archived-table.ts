@@ -1,4 +1,5 @@
 import { quoteIdentifier } from "../jsonl.ts";
+import { parseStatsColumns, type StatsColumns } from "../stats/stats-columns.ts";
 
 /**
  * A table a deployment archives, as the operator configures it (the wrangler
@@ -19,6 +20,8 @@ export interface ArchivedTable {
   keyPrefix: string;
   /** Closed days kept in D1 before cleanup (HOT_DAYS unless the table says otherwise). */
   hotDays: number;
+  /** The columns its path statistics are counted from, or null: none are kept (stats/stats-columns.ts). */
+  stats: StatsColumns | null;
 }
 
 /**
@@ -81,6 +84,8 @@ export interface ArchivedTableVars {
   ARCHIVE_DAY_COLUMN?: string;
   ARCHIVE_DAY_FORM?: string;
   ARCHIVE_KEY_PREFIX?: string;
+  /** The one table's stats columns (a JSON object, or its text); see StatsColumns. */
+  ARCHIVE_STATS?: unknown;
 }
 
 /** One table of ARCHIVE_TABLES, as written in wrangler.jsonc. */
@@ -91,6 +96,7 @@ export interface TableEntry {
   dayForm?: string;
   keyPrefix?: string;
   hotDays?: number;
+  stats?: unknown;
 }
 const ENTRY_KEYS: readonly string[] = [
   "table",
@@ -99,6 +105,7 @@ const ENTRY_KEYS: readonly string[] = [
   "dayForm",
   "keyPrefix",
   "hotDays",
+  "stats",
 ] satisfies (keyof TableEntry)[];
 const ONE_TABLE_VARS = [
   "ARCHIVE_TABLE",
@@ -106,7 +113,17 @@ const ONE_TABLE_VARS = [
   "ARCHIVE_DAY_COLUMN",
   "ARCHIVE_DAY_FORM",
   "ARCHIVE_KEY_PREFIX",
+  "ARCHIVE_STATS",
 ] as const;
+/** The one-table var each entry key is set by (hotDays has none: HOT_DAYS is every table's default). */
+const ONE_TABLE_VAR_OF: Record<string, (typeof ONE_TABLE_VARS)[number]> = {
+  table: "ARCHIVE_TABLE",
+  idColumn: "ARCHIVE_ID_COLUMN",
+  dayColumn: "ARCHIVE_DAY_COLUMN",
+  dayForm: "ARCHIVE_DAY_FORM",
+  keyPrefix: "ARCHIVE_KEY_PREFIX",
+  stats: "ARCHIVE_STATS",
+};
 
 /**
  * Names go into SQL quoted, into SQL strings and JSON paths and R2 keys as
@@ -131,13 +148,17 @@ export function parseArchivedTables(vars: ArchivedTableVars, defaultHotDays: num
         dayColumn: vars.ARCHIVE_DAY_COLUMN,
         dayForm: vars.ARCHIVE_DAY_FORM,
         keyPrefix: vars.ARCHIVE_KEY_PREFIX,
+        stats: vars.ARCHIVE_STATS,
       },
-      (key) => ONE_TABLE_VARS[ENTRY_KEYS.indexOf(key)] ?? key,
+      (key) => ONE_TABLE_VAR_OF[key] ?? key,
       defaultHotDays,
     );
     return Array.isArray(table) ? table : [table];
   }
-  const alsoSet = ONE_TABLE_VARS.filter((key) => (vars[key]?.trim() ?? "") !== "");
+  const alsoSet = ONE_TABLE_VARS.filter((key) => {
+    const value = vars[key];
+    return value !== undefined && (typeof value !== "string" || value.trim() !== "");
+  });
   if (alsoSet.length > 0) return [`ARCHIVE_TABLES: set it or ${alsoSet.join(", ")}, not both`];
   let entries: unknown = listed;
   if (typeof listed === "string") {
@@ -219,6 +240,16 @@ function parseTable(
   if (typeof hotDays !== "number" || !Number.isInteger(hotDays) || hotDays < 0 || hotDays > 365) {
     problems.push(`${label("hotDays")}: must be an integer from 0 to 365, got ${JSON.stringify(hotDays)}`);
   }
+  const stats = parseStatsColumns(entry.stats, label("stats"), PLAIN_NAME);
+  if (Array.isArray(stats)) problems.push(...stats);
   if (problems.length > 0) return problems;
-  return { name: table, id, dayColumn, dayForm: form as DayForm, keyPrefix, hotDays: hotDays as number };
+  return {
+    name: table,
+    id,
+    dayColumn,
+    dayForm: form as DayForm,
+    keyPrefix,
+    hotDays: hotDays as number,
+    stats: stats as StatsColumns | null,
+  };
 }

@@ -65,8 +65,8 @@ describe("DayRollup", () => {
   const day = requests(30_000);
 
   it("counts each (path, method) exactly, with p50/p95/p99 within the sketch's 1%", () => {
-    const { rows, pathsComplete } = rollupOf(day).top(1000);
-    expect(pathsComplete).toBe(true);
+    const { rows, pathsExact } = rollupOf(day).top(1000);
+    expect(pathsExact).toBe(true);
     const pairs = byPair(day);
     expect(rows.map((r) => `${r.path} ${r.method}`).sort()).toEqual([...pairs.keys()].sort());
     for (const row of rows) {
@@ -130,8 +130,9 @@ describe("DayRollup", () => {
     // Every row a distinct path.
     const distinct = day.map((r, i) => ({ ...r, path: `/u/${i}` }));
     const rollup = rollupOf(distinct, 500);
-    const { rows, pathsComplete } = rollup.top(100);
-    expect(pathsComplete).toBe(false);
+    const { rows, pathsExact } = rollup.top(100);
+    // One pass: a pair once named gets all its rows, so the named rows are exact.
+    expect(pathsExact).toBe(true);
     expect(rows).toHaveLength(101);
     expect(rollup.requests).toBe(distinct.length);
     expect(rows.reduce((s, r) => s + r.requests, 0)).toBe(distinct.length);
@@ -140,6 +141,8 @@ describe("DayRollup", () => {
     const merged = rollupOf(distinct.slice(0, 15_000), 500);
     merged.merge(rollupOf(distinct.slice(15_000), 500));
     expect(merged.requests).toBe(distinct.length);
+    // The second one's (other) may hold rows of the first one's named pairs.
+    expect(merged.pathsExact).toBe(false);
     expect(merged.top(10_000).rows.length).toBeLessThanOrEqual(501);
   });
 
@@ -158,5 +161,33 @@ describe("DayRollup", () => {
       firstAt: "2026-11-01T00:00:00Z",
     });
     expect(row?.latency).toMatchObject({ count: 1, min: 0, max: 0 });
+  });
+});
+
+describe("DayRollup kept and merged again", () => {
+  const day = requests(30_000, 5);
+
+  it("goes to JSON and back unchanged", () => {
+    const rollup = rollupOf(day, 50);
+    const back = DayRollup.fromJSON(50, JSON.parse(JSON.stringify(rollup)));
+    expect(back.top(1000).rows.map(plain)).toEqual(rollup.top(1000).rows.map(plain));
+    expect(back.pathsExact).toBe(rollup.pathsExact);
+  });
+
+  it("adds a later run to a day kept as its top rows and (other): named rows stay exact, new pairs go to (other)", () => {
+    const first = day.slice(0, 20_000);
+    const late = [...day.slice(20_000), { ...(day[0] as RequestValues), path: "/only-late", method: "GET" }];
+    const kept = rollupOf(first).top(10);
+    const again = DayRollup.of(10_000, kept.rows, kept.pathsExact);
+    again.merge(rollupOf(late));
+    const { rows, pathsExact } = again.top(10);
+    expect(pathsExact).toBe(true);
+    expect(rows.some((r) => r.path === "/only-late")).toBe(false);
+    // Each named row is its pair's over the whole day, and the totals are the day's.
+    const whole = byPair([...first, ...late]);
+    for (const row of rows.slice(0, -1)) {
+      expect(row.requests).toBe(whole.get(`${row.path} ${row.method}`)?.length);
+    }
+    expect(rows.reduce((s, r) => s + r.requests, 0)).toBe(first.length + late.length);
   });
 });

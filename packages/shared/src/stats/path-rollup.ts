@@ -1,18 +1,22 @@
-import { QuantileSketch } from "./quantile-sketch.ts";
+import { QuantileSketch, type SketchJson } from "./quantile-sketch.ts";
 
 /**
  * A day's path statistics (issue "Path statistics that outlive the rows"),
  * counted from the rows an archive run reads: per (path, method) the
  * requests, the status mix, bytes and latencies with a mergeable quantile
- * sketch, and the first and last time seen. A second piece of the rollups,
- * beside the sketch; not wired into archiving yet.
+ * sketch, and the first and last time seen.
  *
  * Memory is bounded by `maxTracked` (path, method) pairs: a row of a pair
  * first seen when that many are tracked is counted in the `(other)` row, and
  * so is every pair `top()` leaves out. The totals of all rows stay exact
- * whatever the bound. Each named row is exact while `pathsComplete` holds (no
- * row was ever counted in `(other)` for want of room); after that, a named
- * row may miss rows of its pair that came after the bound was reached.
+ * whatever the bound.
+ *
+ * `pathsExact` says each named row holds every row of its pair. A rollup
+ * counted in one pass keeps it (a pair once named gets all its rows); it is
+ * lost when a rollup whose `(other)` holds rows is merged into one with named
+ * rows, since those rows may be of the named pairs. A rollup whose own
+ * `(other)` holds rows takes no new named pair in a merge: that pair's
+ * earlier rows may be in its `(other)`.
  */
 
 /** One row's values, as the table's stats columns give them (null where the row has none). */
@@ -33,15 +37,18 @@ export function watchedCode(status: number): boolean {
 
 /** The path of the row that holds what is not counted under a path of its own. */
 export const OTHER_PATH = "(other)";
+/** Its method: a row of a pair is never counted under it (a NULL method is ""). */
+export const OTHER_METHOD = "*";
 
 export interface PathRollupRow {
   path: string;
   method: string;
   requests: number;
-  /** Requests per status class 1xx … 5xx; a status outside 100–599 or NULL is in none. */
+  /** Requests per status class 1xx … 5xx; a status outside 100–599, not an integer, or NULL is in none. */
   statusClasses: [number, number, number, number, number];
   /** Requests per watched code (404, 429, each 5xx), only codes seen. */
   codes: Record<string, number>;
+  /** Whole bytes: integers add up exactly in any order. */
   bytesSum: number;
   bytesMax: number | null;
   /**
@@ -54,7 +61,12 @@ export interface PathRollupRow {
   lastAt: number | string | null;
 }
 
-function emptyRow(path: string, method: string): PathRollupRow {
+/** A row as JSON (its sketch as SketchJson), for D1 between a chunk and its run's commit. */
+export type PathRollupJson = Omit<PathRollupRow, "latency"> & {
+  latency: Omit<PathRollupRow["latency"], "sketch"> & { sketch: SketchJson };
+};
+
+export function emptyRow(path: string, method: string): PathRollupRow {
   return {
     path,
     method,
@@ -69,13 +81,21 @@ function emptyRow(path: string, method: string): PathRollupRow {
   };
 }
 
+export function rowToJson(row: PathRollupRow): PathRollupJson {
+  return { ...row, latency: { ...row.latency, sketch: row.latency.sketch.toJSON() } };
+}
+
+export function rowFromJson(json: PathRollupJson): PathRollupRow {
+  return { ...json, latency: { ...json.latency, sketch: QuantileSketch.fromJSON(json.latency.sketch) } };
+}
+
 const earlier = (a: number | string | null, b: number | string | null) => (a === null || (b !== null && b < a) ? b : a);
 const later = (a: number | string | null, b: number | string | null) => (a === null || (b !== null && b > a) ? b : a);
 const least = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
 const most = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
 
 /** Adds `from`'s counts to `into`'s: sums, extremes and sketches merge exactly, in any order. */
-function mergeRow(into: PathRollupRow, from: PathRollupRow): void {
+export function mergeRow(into: PathRollupRow, from: PathRollupRow): void {
   into.requests += from.requests;
   from.statusClasses.forEach((n, i) => {
     into.statusClasses[i] = (into.statusClasses[i] as number) + n;
@@ -92,10 +112,19 @@ function mergeRow(into: PathRollupRow, from: PathRollupRow): void {
   into.lastAt = later(into.lastAt, from.lastAt);
 }
 
+/** A rollup as JSON: its named rows, its `(other)` row and whether the named rows are exact. */
+export interface DayRollupJson {
+  pathsExact: boolean;
+  rows: PathRollupJson[];
+  other: PathRollupJson;
+}
+
 export class DayRollup {
-  private readonly rows = new Map<string, PathRollupRow>();
-  private readonly other = emptyRow(OTHER_PATH, "");
-  private complete = true;
+  /** Named rows by method, then path: no key string is built per row. */
+  private readonly rows = new Map<string, Map<string, PathRollupRow>>();
+  private named = 0;
+  private readonly other = emptyRow(OTHER_PATH, OTHER_METHOD);
+  private exact = true;
 
   constructor(readonly maxTracked: number) {
     if (!Number.isInteger(maxTracked) || maxTracked < 1) {
@@ -103,32 +132,37 @@ export class DayRollup {
     }
   }
 
-  /** Whether every named row holds all its pair's rows (none was counted in `(other)` for want of room). */
-  get pathsComplete(): boolean {
-    return this.complete;
+  /** Whether every named row holds all its pair's rows (see above). */
+  get pathsExact(): boolean {
+    return this.exact;
   }
 
   /** Rows counted, over all pairs and `(other)`. */
   get requests(): number {
     let n = this.other.requests;
-    for (const row of this.rows.values()) n += row.requests;
+    for (const byPath of this.rows.values()) for (const row of byPath.values()) n += row.requests;
     return n;
   }
 
-  add(values: RequestValues): void {
-    const path = values.path ?? "";
-    const method = values.method ?? "";
-    const key = JSON.stringify([path, method]);
-    let row = this.rows.get(key);
-    if (!row) {
-      if (this.rows.size < this.maxTracked) {
-        row = emptyRow(path, method);
-        this.rows.set(key, row);
-      } else {
-        this.complete = false;
-        row = this.other;
-      }
+  /** The named row of a pair, created if there is room and nothing in `(other)` may be of it. */
+  private rowOf(path: string, method: string, newPairsAllowed: boolean): PathRollupRow {
+    let byPath = this.rows.get(method);
+    const row = byPath?.get(path);
+    if (row) return row;
+    if (!newPairsAllowed || this.named >= this.maxTracked) return this.other;
+    if (!byPath) {
+      byPath = new Map();
+      this.rows.set(method, byPath);
     }
+    const created = emptyRow(path, method);
+    byPath.set(path, created);
+    this.named++;
+    return created;
+  }
+
+  add(values: RequestValues): void {
+    // In one pass a pair's rows go to (other) only when it was first seen with no room left: it is never named after.
+    const row = this.rowOf(values.path ?? "", values.method ?? "", true);
     row.requests++;
     const status = values.status;
     if (status !== null && Number.isInteger(status) && status >= 100 && status <= 599) {
@@ -137,7 +171,7 @@ export class DayRollup {
       if (watchedCode(status)) row.codes[status] = (row.codes[status] ?? 0) + 1;
     }
     if (values.bytes !== null && Number.isFinite(values.bytes)) {
-      row.bytesSum += Math.round(values.bytes); // whole bytes: integers add up exactly in any order
+      row.bytesSum += Math.round(values.bytes);
       row.bytesMax = most(row.bytesMax, values.bytes);
     }
     const ms = values.latencyMs;
@@ -153,21 +187,21 @@ export class DayRollup {
   }
 
   /** Adds another rollup (of another chunk or run of the day) to this one, within this one's bound. */
-  merge(other: DayRollup): void {
-    if (!other.complete) this.complete = false;
-    mergeRow(this.other, other.other);
-    for (const [key, row] of other.rows) {
-      const mine = this.rows.get(key);
-      if (mine) mergeRow(mine, row);
-      else if (this.rows.size < this.maxTracked) {
-        const copy = emptyRow(row.path, row.method);
-        mergeRow(copy, row);
-        this.rows.set(key, copy);
-      } else {
-        this.complete = false;
-        mergeRow(this.other, row);
-      }
-    }
+  merge(from: DayRollup): void {
+    this.mergeRows(from.namedRows(), from.other, from.exact);
+  }
+
+  private mergeRows(rows: Iterable<PathRollupRow>, other: PathRollupRow, exact: boolean): void {
+    // Rows in `other` may be of pairs named here, which then miss them; rows in this (other) may be of
+    // any pair not named here, so none is named now. A pair named there holds all its rows there.
+    if (!exact || (other.requests > 0 && this.named > 0)) this.exact = false;
+    const newPairsAllowed = this.other.requests === 0;
+    for (const row of rows) mergeRow(this.rowOf(row.path, row.method, newPairsAllowed), row);
+    mergeRow(this.other, other);
+  }
+
+  private *namedRows(): Iterable<PathRollupRow> {
+    for (const byPath of this.rows.values()) yield* byPath.values();
   }
 
   /**
@@ -176,14 +210,36 @@ export class DayRollup {
    * there is anything else. Their requests, bytes and latency counts add up
    * to the day's.
    */
-  top(maxPaths: number): { rows: PathRollupRow[]; pathsComplete: boolean } {
-    const named = [...this.rows.values()].sort(
+  top(maxPaths: number): { rows: PathRollupRow[]; pathsExact: boolean } {
+    const named = [...this.namedRows()].sort(
       (a, b) => b.requests - a.requests || (a.path < b.path ? -1 : a.path > b.path ? 1 : a.method < b.method ? -1 : 1),
     );
     const kept = named.slice(0, maxPaths);
-    const other = emptyRow(OTHER_PATH, "");
+    const other = emptyRow(OTHER_PATH, OTHER_METHOD);
     mergeRow(other, this.other);
     for (const row of named.slice(maxPaths)) mergeRow(other, row);
-    return { rows: other.requests > 0 ? [...kept, other] : kept, pathsComplete: this.complete };
+    return { rows: other.requests > 0 ? [...kept, other] : kept, pathsExact: this.exact };
+  }
+
+  toJSON(): DayRollupJson {
+    return { pathsExact: this.exact, rows: [...this.namedRows()].map(rowToJson), other: rowToJson(this.other) };
+  }
+
+  /**
+   * A rollup holding stored rows (a chunk's, or a day's as kept: its named
+   * rows and its `(other)` row), to merge more into.
+   */
+  static of(maxTracked: number, rows: Iterable<PathRollupRow>, pathsExact: boolean): DayRollup {
+    const rollup = new DayRollup(maxTracked);
+    for (const row of rows) {
+      const named = !(row.path === OTHER_PATH && row.method === OTHER_METHOD);
+      mergeRow(named ? rollup.rowOf(row.path, row.method, true) : rollup.other, row);
+    }
+    rollup.exact = pathsExact;
+    return rollup;
+  }
+
+  static fromJSON(maxTracked: number, json: DayRollupJson): DayRollup {
+    return DayRollup.of(maxTracked, [...json.rows.map(rowFromJson), rowFromJson(json.other)], json.pathsExact);
   }
 }

@@ -72,8 +72,8 @@ describe("QuantileSketch", () => {
     expect(JSON.stringify(back)).toBe(JSON.stringify(sketch));
     expect(back.count).toBe(2000);
     expect(back.quantile(0.99)).toBe(sketch.quantile(0.99));
-    expect(() => QuantileSketch.fromJSON({ alpha: 0.01, zeros: 0, buckets: [[3, -1]] })).toThrow(TypeError);
-    expect(() => QuantileSketch.fromJSON({ zeros: 0, buckets: [] })).toThrow(TypeError);
+    expect(() => QuantileSketch.fromJSON({ alpha: 0.01, zeros: 0, offset: 3, counts: [1, -1] })).toThrow(TypeError);
+    expect(() => QuantileSketch.fromJSON({ zeros: 0, offset: 0, counts: [] })).toThrow(TypeError);
   });
 
   it("counts zeros apart, answers NaN when empty, and stays small over a wide range", () => {
@@ -86,7 +86,7 @@ describe("QuantileSketch", () => {
     // One value per power of 1.001 from 1 µs to a day, in ms: about 1 300 buckets at 1%.
     const wide = new QuantileSketch();
     for (let v = 1e-3; v < 86_400_000; v *= 1.001) wide.add(v);
-    expect(wide.toJSON().buckets.length).toBeLessThan(1300);
+    expect(wide.toJSON().counts.length).toBeLessThan(1300);
     expect(() => sketch.add(Number.NaN)).toThrow(RangeError);
     expect(() => sketch.merge(new QuantileSketch(0.02))).toThrow(RangeError);
   });

@@ -1,0 +1,272 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { type ArchiveChunkMessage, RELATIVE_ACCURACY, type StatsAnswerRow, watchedCode } from "@path-stats/shared";
+import { describe, expect, it } from "vitest";
+import { evaluateHealth } from "../src/monitoring/health.ts";
+import { planArchive } from "../src/plan-archive.ts";
+import { planCleanup } from "../src/plan-cleanup.ts";
+import { failRunByOperator } from "../src/runs.ts";
+import type { StatsAnswer } from "../src/stats/path-stats.ts";
+import { capturingQueue, deliver, deliverAll } from "./faults.ts";
+import { type EventRow, event, insertEvents, random, runsOf } from "./helpers.ts";
+import worker from "./worker.ts";
+
+/**
+ * Path statistics (issue "Path statistics that outlive the rows"): a day's
+ * /admin/stats answer is the same before it is archived (counted from D1)
+ * and after it is cleaned (its rollups), and both are what the rows say.
+ */
+
+const DAY = "2026-05-20";
+const WIDE_DAY = "2026-05-21";
+const CHANGED_DAY = "2026-05-22";
+const NOW = new Date("2026-05-24T01:00:00Z");
+const STATUSES = [200, 200, 200, 200, 201, 204, 301, 304, 400, 401, 404, 404, 429, 500, 502, 503];
+
+/** `n` requests over 200 paths of very different weights, with mixed statuses, latencies (a heavy tail) and sizes. */
+function requests(date: string, n: number, seed: number, offset = 0): EventRow[] {
+  const next = random(seed);
+  return Array.from({ length: n }, (_, k) => {
+    const i = offset + k;
+    const latency = Math.round(Math.exp(next() * 7) * (next() < 0.02 ? 20 : 1)); // 1 ms … 20 s
+    const thing = Math.floor(200 * next() ** 2);
+    return event(date, i, {
+      // 200 (path, method) pairs: STATS_MAX_PATHS keeps them all by name.
+      path: `/api/v1/things/${thing}`,
+      method: thing % 10 === 0 ? "POST" : "GET",
+      status: STATUSES[Math.floor(next() * STATUSES.length)] as number,
+      latency_ms: next() < 0.03 ? null : latency,
+      bytes: next() < 0.03 ? null : Math.floor(next() * 80_000),
+    });
+  });
+}
+
+async function stats(query: string, vars: Record<string, string> = {}): Promise<StatsAnswer> {
+  const response = await worker.fetch(
+    new Request(`http://archiver.test/admin/stats?${query}`, {
+      headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
+    }),
+    { ...env, ...vars } as Env,
+    createExecutionContext(),
+  );
+  const body = (await response.json()) as StatsAnswer;
+  expect(response.status, JSON.stringify(body)).toBe(200);
+  return body;
+}
+
+/** What the rows say for one (path, method), computed the plain way. */
+function exactOf(rows: readonly EventRow[]) {
+  const latencies = rows
+    .map((r) => r.latency_ms)
+    .filter((v): v is number => v !== null)
+    .sort((a, b) => a - b);
+  const bytes = rows.map((r) => r.bytes).filter((v): v is number => v !== null);
+  const codes: Record<string, number> = {};
+  for (const r of rows) if (watchedCode(r.status)) codes[r.status] = (codes[r.status] ?? 0) + 1;
+  const classOf = (c: number) => rows.filter((r) => Math.floor(r.status / 100) === c).length;
+  return {
+    requests: rows.length,
+    status: { "1xx": classOf(1), "2xx": classOf(2), "3xx": classOf(3), "4xx": classOf(4), "5xx": classOf(5) },
+    codes,
+    bytes: { sum: bytes.reduce((a, b) => a + b, 0), max: bytes.length > 0 ? Math.max(...bytes) : null },
+    latencies,
+    firstAt: Math.min(...rows.map((r) => r.ts)),
+    lastAt: Math.max(...rows.map((r) => r.ts)),
+  };
+}
+
+/** Checks every row of an answer against the rows it counts: counts exact, p50/p95/p99 within the sketch's 1%. */
+function expectExact(answer: StatsAnswer, rows: readonly EventRow[]) {
+  const pairs = new Map<string, EventRow[]>();
+  for (const r of rows) pairs.set(`${r.method} ${r.path}`, [...(pairs.get(`${r.method} ${r.path}`) ?? []), r]);
+  expect(answer.rows).toHaveLength(pairs.size);
+  for (const row of answer.rows as StatsAnswerRow[]) {
+    const exact = exactOf(pairs.get(`${row.method} ${row.path}`) ?? []);
+    expect(row).toMatchObject({
+      requests: exact.requests,
+      status: exact.status,
+      codes: exact.codes,
+      bytes: exact.bytes,
+      firstAt: exact.firstAt,
+      lastAt: exact.lastAt,
+    });
+    expect(row.latency.count).toBe(exact.latencies.length);
+    expect(row.latency.minMs).toBe(exact.latencies[0] ?? null);
+    expect(row.latency.maxMs).toBe(exact.latencies.at(-1) ?? null);
+    for (const [q, got] of [
+      [0.5, row.latency.p50Ms],
+      [0.95, row.latency.p95Ms],
+      [0.99, row.latency.p99Ms],
+    ] as const) {
+      const truth = exact.latencies[Math.floor(q * (exact.latencies.length - 1))] as number;
+      expect(Math.abs((got as number) - truth)).toBeLessThanOrEqual(truth * RELATIVE_ACCURACY * (1 + 1e-9));
+    }
+  }
+}
+
+/** Plans the day's archive run, delivering nothing: the test delivers its messages. */
+async function planned(
+  date: string,
+  vars: Record<string, string> = {},
+): Promise<{ runId: string; messages: ArchiveChunkMessage[] }> {
+  const queue = capturingQueue();
+  const outcome = await planArchive({ ...env, ...vars, ARCHIVE_QUEUE: queue } as Env, date, NOW);
+  if (outcome.outcome !== "planned") throw new Error(`not planned: ${outcome.message}`);
+  return { runId: outcome.run.run_id, messages: queue.sent };
+}
+
+async function dayRecord(date: string) {
+  return env.D1.prepare("SELECT * FROM path_stats_days WHERE table_name = 'traffic_events' AND date = ?1")
+    .bind(date)
+    .first<{ requests: number; runs: number; state: string; stale_reason: string | null; paths: number }>();
+}
+
+describe("path statistics", () => {
+  it("answer the same from D1 before archiving and from the rollups after cleanup, through a failed run, duplicated deliveries and a late-row run", async () => {
+    const rows = requests(DAY, 6000, 11);
+    await insertEvents(rows);
+    const query = `from=${DAY}&to=${DAY}`;
+
+    const fromD1 = await stats(query);
+    expect(fromD1.days).toEqual([{ date: DAY, source: "d1", requests: 6000, pathsExact: true }]);
+    expect(fromD1.cost.d1Days).toBe(1);
+    expectExact(fromD1, rows);
+
+    // A run that archives one of its chunks and is then failed adds nothing.
+    const failed = await planned(DAY, { MAX_CHUNK_ROWS: "2000" });
+    expect(failed.messages.length).toBeGreaterThan(1);
+    expect(await deliver(failed.messages[0])).toBe("ack");
+    await failRunByOperator(env, failed.runId, "test: a run that fails after a chunk", NOW);
+    const leftOver = await env.D1.prepare("SELECT count(*) AS n FROM path_stats_chunks WHERE run_id = ?1")
+      .bind(failed.runId)
+      .first<{ n: number }>();
+    expect(leftOver?.n).toBe(0);
+    expect(await dayRecord(DAY)).toBeNull();
+
+    // The next run, every message delivered twice.
+    const run = await planned(DAY);
+    for (const message of run.messages) {
+      expect(await deliver(message)).toBe("ack");
+      expect(await deliver(message)).toBe("ack");
+    }
+    expect((await runsOf(DAY)).map((r) => r.status)).toEqual(["failed", "archived"]);
+    expect(await dayRecord(DAY)).toMatchObject({ requests: 6000, runs: 1, state: "current" });
+    const archived = await stats(query);
+    expect(archived.days).toEqual([{ date: DAY, source: "rollups", requests: 6000, pathsExact: true }]);
+    // The same fields and numbers: equal answers, row for row.
+    expect(archived.rows).toEqual(fromD1.rows);
+
+    // Late rows: a run of their own, added to the day.
+    const late = requests(DAY, 500, 12, 6000);
+    await insertEvents(late);
+    await deliverAll((testEnv) => planArchive(testEnv, DAY, NOW), {}, "archive-chunks");
+    expect(await dayRecord(DAY)).toMatchObject({ requests: 6500, runs: 2, state: "current" });
+
+    await deliverAll((testEnv) => planCleanup(testEnv, DAY, NOW));
+    const left = await env.D1.prepare("SELECT count(*) AS n FROM traffic_events WHERE event_date = ?1")
+      .bind(DAY)
+      .first<{ n: number }>();
+    expect(left?.n).toBe(0);
+    const cleaned = await stats(query);
+    expect(cleaned.days).toEqual([{ date: DAY, source: "rollups", requests: 6500, pathsExact: true }]);
+    expect(cleaned.cost.d1Days).toBe(0);
+    expectExact(cleaned, [...rows, ...late]);
+
+    // Per day, all paths in one row; per path, over the days asked for.
+    const perDay = await stats(`${query}&group=day`);
+    expect(perDay.rows).toHaveLength(1);
+    const { latencies, ...totals } = exactOf([...rows, ...late]);
+    expect(perDay.rows[0]).toMatchObject({ date: DAY, ...totals, latency: { count: latencies.length } });
+    const onePath = await stats(`${query}&group=path&path=/api/v1/things/0`);
+    expect(onePath.rows.length).toBeGreaterThan(0);
+    expect(onePath.rows.every((r) => r.path === "/api/v1/things/0")).toBe(true);
+  });
+
+  it("keep STATS_MAX_PATHS paths and one (other) row when the day has more, its totals exact", async () => {
+    const rows = requests(WIDE_DAY, 3000, 21).map((r, i) => ({ ...r, path: `/u/${i % 700}` }));
+    await insertEvents(rows);
+    const vars = { STATS_MAX_PATHS: "20" };
+    await deliverAll((testEnv) => planArchive(testEnv, WIDE_DAY, NOW), vars, "archive-chunks");
+    const answer = await stats(`from=${WIDE_DAY}&to=${WIDE_DAY}`, vars);
+    expect(answer.days[0]).toMatchObject({ source: "rollups", requests: 3000 });
+    expect(answer.rows).toHaveLength(21);
+    const other = answer.rows.at(-1) as StatsAnswerRow;
+    expect(other).toMatchObject({ path: "(other)", method: "*" });
+    const total = exactOf(rows);
+    const sum = (f: (r: StatsAnswerRow) => number) => (answer.rows as StatsAnswerRow[]).reduce((s, r) => s + f(r), 0);
+    expect(sum((r) => r.requests)).toBe(3000);
+    expect(sum((r) => r.bytes.sum)).toBe(total.bytes.sum);
+    expect(sum((r) => r.latency.count)).toBe(total.latencies.length);
+    expect(sum((r) => r.status["5xx"])).toBe(total.status["5xx"]);
+    // Each named row is exact: a pair once named in a chunk gets all its rows.
+    const named = answer.rows.slice(0, -1) as StatsAnswerRow[];
+    for (const row of named) {
+      expect(row.requests).toBe(rows.filter((r) => r.path === row.path && r.method === row.method).length);
+    }
+  });
+
+  it("are reported by health when a day's rollups do not count the rows its archives hold", async () => {
+    const healthOf = async () =>
+      (await evaluateHealth(env, NOW)).problems.filter((p) => p.code === "stats_mismatch").map((p) => p.key);
+    expect(await healthOf()).toEqual([]);
+    // A lost write, injected: the day's record says one request fewer than its archive holds.
+    const corrupt = env.D1.prepare(
+      "UPDATE path_stats_days SET requests = requests + ?2 WHERE table_name = 'traffic_events' AND date = ?1",
+    );
+    await corrupt.bind(WIDE_DAY, -1).run();
+    try {
+      expect(await healthOf()).toEqual([`stats_mismatch:traffic_events:${WIDE_DAY}`]);
+    } finally {
+      await corrupt.bind(WIDE_DAY, 1).run();
+    }
+    expect(await healthOf()).toEqual([]);
+  });
+
+  it("mark a day stale when a later run holds newer content of archived rows, and say so instead of answering", async () => {
+    const rows = requests(CHANGED_DAY, 800, 31);
+    await insertEvents(rows);
+    await deliverAll((testEnv) => planArchive(testEnv, CHANGED_DAY, NOW), {}, "archive-chunks");
+    // A row changed after archiving stays in D1 through cleanup, and is archived again by a run of its own.
+    await env.D1.prepare(
+      "UPDATE traffic_events SET status = 503 WHERE id = (SELECT min(id) FROM traffic_events WHERE event_date = ?1)",
+    )
+      .bind(CHANGED_DAY)
+      .run();
+    await deliverAll((testEnv) => planCleanup(testEnv, CHANGED_DAY, NOW));
+    await deliverAll((testEnv) => planArchive(testEnv, CHANGED_DAY, NOW), {}, "archive-chunks");
+    expect((await runsOf(CHANGED_DAY)).map((r) => r.status)).toEqual(["archived", "archived"]);
+    expect(await dayRecord(CHANGED_DAY)).toMatchObject({
+      state: "stale",
+      stale_reason: expect.stringMatching(/holds newer content of rows that earlier runs archived/),
+    });
+    const answer = await stats(`from=${CHANGED_DAY}&to=${CHANGED_DAY}`);
+    expect(answer.days).toEqual([
+      {
+        date: CHANGED_DAY,
+        source: "unavailable",
+        requests: 0,
+        pathsExact: false,
+        reason: expect.stringMatching(/stale .* D1 no longer holds the day/),
+      },
+    ]);
+    expect(answer.rows).toEqual([]);
+  });
+
+  it("refuse what they cannot answer, changing nothing", async () => {
+    const refused = async (query: string) => {
+      const response = await worker.fetch(
+        new Request(`http://archiver.test/admin/stats?${query}`, {
+          headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
+        }),
+        env,
+        createExecutionContext(),
+      );
+      return { status: response.status, body: (await response.json()) as { error: { code: string; message: string } } };
+    };
+    expect((await refused(`from=${DAY}`)).status).toBe(400);
+    expect((await refused(`from=${DAY}&to=2026-05-19`)).body.error.message).toMatch(/from must not be after to/);
+    expect((await refused("from=2026-01-01&to=2026-05-01")).body.error.message).toMatch(/at most 92 days/);
+    expect((await refused(`from=${DAY}&to=${DAY}&group=hour`)).status).toBe(400);
+    expect((await refused("from=2999-01-01&to=2999-01-01")).body.error.message).toMatch(/must not be after today/);
+  });
+});
