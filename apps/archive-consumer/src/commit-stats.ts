@@ -3,14 +3,13 @@ import {
   type ChunkRow,
   type Config,
   DayRollup,
+  dayRowsStatements,
   errorMessage,
   type PathStatsDayRecord,
   type PathStatsRecord,
   type RunRow,
   rollupOfChunkPieces,
   rowOfRecord,
-  statsInsertPieces,
-  statsInsertSql,
   trackedPairs,
 } from "@path-stats/shared";
 
@@ -67,6 +66,18 @@ export async function statsStatements(
   });
 
   if (day?.state === "stale") return stale(day.stale_reason ?? "counted again from the archives");
+  // Every earlier committed run of the day must be in its statistics: a day archived before they were kept has none.
+  const earlier = await db
+    .prepare(
+      "SELECT count(*) AS n FROM archive_runs WHERE table_name = ?1 AND date = ?2 AND status = 'archived' AND run_id <> ?3",
+    )
+    .bind(...key, run.run_id)
+    .first<{ n: number }>();
+  if ((earlier?.n ?? 0) !== (day?.runs ?? 0)) {
+    return stale(
+      `${earlier?.n ?? 0} earlier run(s) of the day were committed, ${day?.runs ?? 0} counted in its statistics`,
+    );
+  }
   if (commit.supersedesRuns > 0) {
     return stale(`run ${run.run_id} holds newer content of rows that earlier runs archived`);
   }
@@ -127,10 +138,7 @@ async function merged(
   const { rows, pathsExact } = rollup.top(config.STATS_MAX_PATHS);
   return {
     statements: [
-      db.prepare(`DELETE FROM path_stats WHERE table_name = ?1 AND date = ?2 AND ${committed}`).bind(...bound),
-      ...statsInsertPieces(rows).map((piece) =>
-        db.prepare(statsInsertSql(committed)).bind(key[0], key[1], piece, ...bound.slice(3)),
-      ),
+      ...dayRowsStatements(db, { table: key[0], date: key[1], rows }, committed, bound.slice(3)),
       db
         .prepare(
           `INSERT INTO path_stats_days (table_name, date, requests, paths, paths_exact, runs, state, stale_reason,

@@ -11,12 +11,14 @@ import {
 import { cleanRange } from "./clean-range.ts";
 import { restoreRange } from "./restore-range.ts";
 import { scrubRange } from "./scrub-range.ts";
+import { recountRange } from "./stats/recount-range.ts";
 import { UndeliverableMessageError } from "./verify-range.ts";
 
 /**
  * The cleanup-ranges consumer: deletes archived ranges from D1, restores
- * them into D1 (`action: "restore"`), or reads them back from R2 and checks
- * them against the manifest (`action: "verify"`, scrub). A range is acked once it is done (or was
+ * them into D1 (`action: "restore"`), reads them back from R2 and checks
+ * them against the manifest (`action: "verify"`, scrub), or counts their
+ * path statistics again from R2 (`action: "recount"`). A range is acked once it is done (or was
  * refused, with the reason recorded); a transient failure is retried with a
  * delay and continues where it stopped; a message naming no range goes to
  * the dead letters. Every D1 statement of the invocation goes through one
@@ -36,6 +38,7 @@ export async function handleCleanupBatch(batch: MessageBatch, invoked: Env, newP
     try {
       if (body.action === "restore") await restoreRange(env, config, body, new Date());
       else if (body.action === "verify") await scrubRange(env, body, new Date());
+      else if (body.action === "recount") await recountRange(env, config, body, new Date());
       else await cleanRange(env, config, body, new Date());
       message.ack();
     } catch (error) {
@@ -43,16 +46,16 @@ export async function handleCleanupBatch(batch: MessageBatch, invoked: Env, newP
         await sendToDeadLetters(env.CLEANUP_DLQ, message, "cleanup.dead_lettered", error.message);
         continue;
       }
-      logEvent(
-        `${body.action === "restore" ? "restore" : body.action === "verify" ? "scrub" : "cleanup"}.range_retry`,
-        {
-          runId: body.runId,
-          date: body.date,
-          chunk: body.chunkIndex,
-          attempt: message.attempts,
-          error: errorMessage(error),
-        },
-      );
+      const what = { restore: "restore", verify: "scrub", recount: "stats", delete: "cleanup" }[
+        body.action ?? "delete"
+      ];
+      logEvent(`${what}.range_retry`, {
+        runId: body.runId,
+        date: body.date,
+        chunk: body.chunkIndex,
+        attempt: message.attempts,
+        error: errorMessage(error),
+      });
       message.retry({ delaySeconds: retryDelaySeconds(message.attempts, config.RETRY_DELAY_SECONDS) });
     }
   }

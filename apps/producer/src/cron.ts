@@ -13,6 +13,7 @@ import { evaluateHealth } from "./monitoring/health.ts";
 import { planArchive } from "./plan-archive.ts";
 import { CleanupRefusedError, planCleanup } from "./plan-cleanup.ts";
 import { daysDueForScrub, planScrub } from "./scrub/plan-scrub.ts";
+import { daysDueForRecount, planRecount } from "./stats/plan-recount.ts";
 
 /** A cleanup range sent this long ago and not finished is sent again by the cron (its message may be lost). */
 const CLEANUP_RESEND_AFTER_MS = 30 * 60 * 1000;
@@ -34,8 +35,10 @@ async function latestRunStatus(db: D1Database, table: ArchivedTable, dates: stri
  * closed days with unarchived rows, clean archived days older than the hot
  * window (the table's hot days stay in D1; a restored day until its
  * keep_until); then scrub the archives checked longest ago
- * (SCRUB_DAYS_PER_CRON days over all tables), evaluate health and announce
- * what changed.
+ * (SCRUB_DAYS_PER_CRON days over all tables), count the path statistics of
+ * stale days and of days archived before they were kept again from their
+ * archives (STATS_RECOUNT_DAYS_PER_CRON), evaluate health and announce what
+ * changed.
  *
  * Never work twice: a day with a run in flight only gets its stalled chunks
  * re-sent (those whose claim lapsed), and a cleanup range sent less than 30
@@ -69,6 +72,22 @@ export async function runCron(env: Env, now: Date): Promise<void> {
   } catch (error) {
     failures.push("scrub");
     logEvent("cron.scrub_failed", { error: errorMessage(error) });
+  }
+
+  // Path statistics counted again from the archives: stale days, and days archived before they were kept.
+  try {
+    for (const { tableName, date } of await daysDueForRecount(
+      env.D1,
+      config,
+      now,
+      config.STATS_RECOUNT_DAYS_PER_CRON,
+    )) {
+      const result = await planRecount(env, date, now, tableName);
+      logEvent("cron.stats_recount", { table: tableName, date, recountId: result.recountId, ranges: result.ranges });
+    }
+  } catch (error) {
+    failures.push("stats recount");
+    logEvent("cron.stats_recount_failed", { error: errorMessage(error) });
   }
 
   // After the work, so neither a slow webhook nor a failing check delays it.

@@ -47,9 +47,16 @@ async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, tim
 /** Everything a refused request must leave as it was. */
 async function snapshot() {
   const counts = await env.D1.batch(
-    ["traffic_events", "archive_runs", "archive_chunks", "archive_metadata", "dead_letters"].map((t) =>
-      env.D1.prepare(`SELECT '${t}' AS t, COUNT(*) AS n FROM ${t}`),
-    ),
+    [
+      "traffic_events",
+      "archive_runs",
+      "archive_chunks",
+      "archive_metadata",
+      "dead_letters",
+      "path_stats",
+      "path_stats_days",
+      "path_stats_recounts",
+    ].map((t) => env.D1.prepare(`SELECT '${t}' AS t, COUNT(*) AS n FROM ${t}`)),
   );
   const objects = await env.R2_ARCHIVE.list();
   return { counts: counts.map((r) => r.results[0]), keys: objects.objects.map((o) => o.key) };
@@ -130,6 +137,16 @@ describe("admin API", () => {
     await insertEvents([event(date, 1)]);
     const before = await snapshot();
     const res = await call("POST", `/admin/trigger-cleanup?date=${date}`);
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe("not_archived");
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("refuses to count the statistics of a day with no archive again with 409, changing nothing", async () => {
+    // The day of the test above: rows in D1, no archive.
+    const date = utcDay(-20);
+    const before = await snapshot();
+    const res = await call("POST", `/admin/stats/recount?date=${date}`);
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe("not_archived");
     expect(await snapshot()).toEqual(before);

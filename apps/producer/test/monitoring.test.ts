@@ -80,9 +80,19 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await env.D1.batch(
-    ["traffic_events", "archive_chunks", "archive_runs", "archive_metadata", "dead_letters", "alerts"].map((t) =>
-      env.D1.prepare(`DELETE FROM ${t}`),
-    ),
+    [
+      "traffic_events",
+      "archive_chunks",
+      "archive_runs",
+      "archive_metadata",
+      "dead_letters",
+      "alerts",
+      // The path statistics of the days just deleted: left alone, they would count rows no archive holds.
+      "path_stats",
+      "path_stats_days",
+      "path_stats_chunks",
+      "path_stats_recounts",
+    ].map((t) => env.D1.prepare(`DELETE FROM ${t}`)),
   );
 });
 

@@ -106,6 +106,13 @@ const ConfigVars = z.object({
    * memory, so 1000 pairs stay inside the consumers' heap target.
    */
   STATS_MAX_PATHS: intVar(200, 1, 1000),
+  /**
+   * Most days the cron sends to have their path statistics counted again
+   * from their archives per run: days whose statistics are stale (a run
+   * holding newer content of archived rows committed), and days archived
+   * before statistics were kept, oldest first. 0 leaves it to the operator.
+   */
+  STATS_RECOUNT_DAYS_PER_CRON: intVar(2, 0, 100),
 });
 export type Config = z.output<typeof ConfigVars> & {
   /** The tables archived (ARCHIVE_TABLES, or ARCHIVE_TABLE and the vars beside it), in the order configured. */

@@ -19,7 +19,9 @@ export type ArchiveChunkMessage = z.infer<typeof ArchiveChunkMessage>;
  * to restore into D1 from the archive, or to read back and verify (scrub).
  */
 export const CleanupRangeMessage = ArchiveChunkMessage.extend({
-  action: z.enum(["delete", "restore", "verify"]).optional(),
+  action: z.enum(["delete", "restore", "verify", "recount"]).optional(),
+  /** A recount of the day's path statistics (`action: "recount"`): which, and this range's place in it. */
+  recount: z.object({ id: runId, seq: z.number().int().min(0) }).optional(),
   /**
    * A delete that goes on where an earlier invocation stopped, its D1 queries
    * spent (D1_QUERIES_PER_INVOCATION): the pass it was in, the range's

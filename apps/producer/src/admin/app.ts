@@ -26,6 +26,7 @@ import { planRestore, RestoreRefusedError } from "../restore/plan-restore.ts";
 import { failRunByOperator, RunNotFailableError } from "../runs.ts";
 import { planScrub, ScrubRefusedError } from "../scrub/plan-scrub.ts";
 import { pathStats, StatsRequestError } from "../stats/path-stats.ts";
+import { planRecount, RecountRefusedError } from "../stats/plan-recount.ts";
 import { dayStatus } from "../status.ts";
 import { requireAdminToken } from "./auth.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -184,6 +185,12 @@ app
     const config = readConfig(c.env);
     return c.json(await pathStats(c.env, config, tableOf(config, table), { from, to, path, group }));
   })
+  .post("/admin/stats/recount", async (c) => {
+    const { table, date } = closedDay(c.req.url);
+    c.set("date", date);
+    const result = await planRecount(c.env, date, new Date(), table);
+    return c.json(result, 202);
+  })
   .post("/admin/trigger-cleanup", async (c) => {
     const { table, date } = closedDay(c.req.url);
     c.set("date", date);
@@ -232,6 +239,8 @@ app
     if (error instanceof ScrubRefusedError) return errorResponse(c, new ApiError(409, error.code, error.message));
     if (error instanceof RestoreRefusedError)
       return errorResponse(c, new ApiError(error.code === "run_not_found" ? 404 : 409, error.code, error.message));
+    if (error instanceof RecountRefusedError)
+      return errorResponse(c, new ApiError(error.code === "no_stats" ? 400 : 409, error.code, error.message));
     if (error instanceof StatsRequestError)
       return errorResponse(c, new ApiError(error.code === "no_stats" ? 400 : 422, error.code, error.message));
     if (error instanceof RunNotFailableError)

@@ -107,12 +107,20 @@ export async function evaluateHealth(env: Env, now: Date): Promise<Health> {
          AND r.rowid = (
            SELECT MAX(rowid) FROM archive_runs WHERE table_name = r.table_name AND date = r.date AND status = 'archived')`,
       ),
-      // Days whose path statistics, counted as current, do not count the rows their committed archives hold.
+      // Days whose path statistics, counted as current, do not count the rows their committed archives hold:
+      // only days none of whose runs hold newer content of another's rows, where the archives' rows add up.
       db
         .prepare(
           `SELECT s.table_name, s.date, s.requests, m.event_count, s.updated_at
          FROM path_stats_days s LEFT JOIN archive_metadata m ON m.table_name = s.table_name AND m.date = s.date
-         WHERE s.date >= ?1 AND s.state = 'current' AND m.event_count IS NOT s.requests`,
+         WHERE s.date >= ?1 AND s.state = 'current' AND m.event_count IS NOT s.requests
+           AND NOT EXISTS (
+             SELECT 1 FROM archive_runs ra JOIN archive_chunks a ON a.run_id = ra.run_id
+               JOIN archive_chunks b ON b.rowid_lo <= a.rowid_hi AND b.rowid_hi >= a.rowid_lo AND b.run_id <> a.run_id
+               JOIN archive_runs rb ON rb.run_id = b.run_id
+             WHERE ra.table_name = s.table_name AND ra.date = s.date AND ra.status = 'archived'
+               AND rb.table_name = s.table_name AND rb.date = s.date AND rb.status = 'archived'
+               AND a.rows > 0 AND b.rows > 0)`,
         )
         .bind(addDays(today, -WINDOW_DAYS)),
     ]);

@@ -88,7 +88,7 @@ function statsTuple(row: PathRollupRow): unknown[] {
  * Inserts the rows of ?3 (a JSON array of statsTuple) for table ?1 and day
  * ?2, when `condition` holds (SQL, numbered from ?4 on).
  */
-export function statsInsertSql(condition: string): string {
+function statsInsertSql(condition: string): string {
   const at = (i: number) => `r.value ->> '$[${i}]'`;
   return `INSERT INTO path_stats (table_name, date, path, method, requests, status_1xx, status_2xx, status_3xx,
       status_4xx, status_5xx, codes, bytes_sum, bytes_max, latency_count, latency_sum_us, latency_min_ms,
@@ -122,8 +122,29 @@ function pieces(items: readonly unknown[]): string[] {
 }
 
 /** The kept rows as JSON arrays for statsInsertSql, each piece bounded. */
-export function statsInsertPieces(rows: readonly PathRollupRow[]): string[] {
+function statsInsertPieces(rows: readonly PathRollupRow[]): string[] {
   return pieces(rows.map(statsTuple));
+}
+
+/**
+ * The statements that put `rows` in place of a day's path_stats rows, each
+ * holding only if `condition` does (SQL over ?1 the table, ?2 the day and
+ * `params` from ?4 on), for a batch that also writes the day's record.
+ */
+export function dayRowsStatements<Statement>(
+  db: { prepare(query: string): { bind(...values: unknown[]): Statement } },
+  day: { table: string; date: string; rows: readonly PathRollupRow[] },
+  condition: string,
+  params: readonly unknown[],
+): Statement[] {
+  return [
+    db
+      .prepare(`DELETE FROM path_stats WHERE table_name = ?1 AND date = ?2 AND ${condition}`)
+      .bind(day.table, day.date, null, ...params),
+    ...statsInsertPieces(day.rows).map((piece) =>
+      db.prepare(statsInsertSql(condition)).bind(day.table, day.date, piece, ...params),
+    ),
+  ];
 }
 
 /** A kept row back as a rollup row, to merge into or to answer with. */
