@@ -13,7 +13,10 @@
  * - D1 rows read per archived row; object size against gzip -6;
  * - cleanup time and D1 rows written per row deleted;
  * - for the smallest size, the archive with the status polled at 1 Hz (as the
- *   demo does) against the same archive not polled.
+ *   demo does) against the same archive not polled;
+ * - the archive with path statistics against without, on the same day, and
+ *   a day where every row has a path of its own (timed, and under the heap
+ *   limit).
  * Prints a table and writes bench/RESULTS.md.
  */
 import { execSync } from "node:child_process";
@@ -352,7 +355,12 @@ interface HeapResult {
  * Each step may take `timeoutMs` (a consumer that dies of the limit is retried
  * by the queue until its run fails, which can take long).
  */
-async function benchHeap(rows: number, timeoutMs: number, columns = SEEDED_COLUMNS): Promise<HeapResult> {
+async function benchHeap(
+  rows: number,
+  timeoutMs: number,
+  columns = SEEDED_COLUMNS,
+  prepare: string | null = null,
+): Promise<HeapResult> {
   const unlimit = limitIsolateHeaps(HEAP_LIMIT_MIB);
   const peaks: HeapResult = { archive: Number.NaN, cleanup: Number.NaN };
   try {
@@ -360,6 +368,7 @@ async function benchHeap(rows: number, timeoutMs: number, columns = SEEDED_COLUM
       console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] seeding ...`);
       await seedInWorker(DATE, rows, localD1File(stateDir));
       if (columns > SEEDED_COLUMNS) widen(localD1File(stateDir), columns);
+      if (prepare) runSql(localD1File(stateDir), prepare);
       const inspector = await findInspectorPort(workerdPids(stack.pid));
       for (const [action, state, worker, key] of [
         ["archive", "archived", "path-stats-archive-consumer", "archive"],
@@ -552,26 +561,101 @@ function productionPacing(): number {
 }
 
 /**
- * The three Workers' configs with the consumers paced to `msPerSecond`
- * (local development runs them unpaced): each consumer's own config with
- * that var, written beside it so relative paths still hold, removed by
- * `remove`.
+ * The three Workers' configs with `change` made to the top-level vars (local
+ * development's) of those in `changed`: each written beside its own config
+ * as `.wrangler.bench-<label>.jsonc`, so relative paths still hold, and
+ * removed by `remove`.
  */
-function pacedConfigs(msPerSecond: number): { configs: string[]; remove(): void } {
-  const written = CONSUMER_CONFIGS.map((source) => {
+function configsWith(
+  label: string,
+  changed: readonly string[],
+  change: (vars: Record<string, unknown>) => void,
+): { configs: string[]; remove(): void } {
+  const written: string[] = [];
+  const configs = CONFIGS.map((source) => {
+    if (!changed.includes(source)) return source;
     const config = readConfigJson(source);
-    config.vars.D1_MS_PER_SECOND = String(msPerSecond);
-    const path = join(dirname(source), ".wrangler.bench-paced.jsonc");
+    change(config.vars);
+    const path = join(dirname(source), `.wrangler.bench-${label}.jsonc`);
     writeFileSync(path, JSON.stringify(config, null, 2));
+    written.push(path);
     return path;
   });
   return {
-    configs: [CONFIGS[0] as string, ...written],
+    configs,
     remove: () => {
       for (const path of written) rmSync(path, { force: true });
     },
   };
 }
+
+/** The three Workers' configs with the consumers paced to `msPerSecond` (local development runs them unpaced). */
+function pacedConfigs(msPerSecond: number): { configs: string[]; remove(): void } {
+  return configsWith("paced", CONSUMER_CONFIGS, (vars) => {
+    vars.D1_MS_PER_SECOND = String(msPerSecond);
+  });
+}
+
+/** What a pass of the path statistics' cost measured (issue "Path statistics that outlive the rows"). */
+interface StatsCostResult {
+  rows: number;
+  archiveMs: number;
+  /** D1 rows read by the chunks, per archived row. */
+  readsPerRow: number;
+  /** The day's statistics as /admin/stats gave them afterwards (null without statistics). */
+  stats: { requests: number; paths: number; pathsExact: boolean } | null;
+}
+
+/**
+ * Archives a seeded day on a fresh stack of `configs`, after `prepare` has
+ * changed the seeded rows (SQL run on the state's D1 file), and reads its
+ * statistics back: the archive time against the main pass's, in the same
+ * run.
+ */
+async function benchStatsCost(
+  rows: number,
+  name: string,
+  configs: string[],
+  prepare: string | null,
+): Promise<StatsCostResult> {
+  return withFreshStack(
+    `bench-state-stats-${name}-${rows}`,
+    async (_stack, stateDir) => {
+      console.log(`[${rows}, ${name}] seeding ...`);
+      await seedInWorker(DATE, rows, localD1File(stateDir));
+      if (prepare) runSql(localD1File(stateDir), prepare);
+      console.log(`[${rows}, ${name}] archiving ...`);
+      const triggered = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
+      if (triggered.status !== 202) throw new Error(`trigger-archive answered ${triggered.status}`);
+      const run = await until("archived");
+      const archiveMs = Date.parse(run.timings.archivedAt ?? "") - Date.parse(run.timings.createdAt);
+      const answer = await admin("GET", `/admin/stats?from=${DATE}&to=${DATE}`);
+      const body = answer.json as { days?: { requests: number; pathsExact: boolean }[]; rows?: unknown[] };
+      const day = body.days?.[0];
+      return {
+        rows,
+        archiveMs,
+        readsPerRow: run.rows.d1RowsReadArchiving / run.rows.archived,
+        stats: answer.status === 200 && day ? { ...day, paths: body.rows?.length ?? 0 } : null,
+      };
+    },
+    configs,
+  );
+}
+
+/** Runs `sql` on a stopped-for-writes local D1 file (the stack is idle between seeding and the trigger). */
+function runSql(file: string, sql: string): void {
+  const db = new DatabaseSync(file);
+  try {
+    db.exec("PRAGMA busy_timeout = 30000");
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+/** Gives every seeded row a path of its own: a day's worst case for the statistics' bound. */
+const DISTINCT_PATHS = "UPDATE traffic_events SET path = '/items/' || id";
 
 /**
  * What archiving costs the API whose database it shares: a Worker of the web
@@ -796,6 +880,26 @@ async function main(): Promise<void> {
       results.push({ ...timed, heap });
     }
   }
+  // The path statistics' cost: the same day archived without them and with them, back to back on fresh
+  // stacks; and a day where every row has a path of its own, timed and under the heap limit.
+  const noStats = configsWith("no-stats", CONFIGS, (vars) => {
+    vars.ARCHIVE_STATS = undefined;
+  });
+  const statsCost: { without: StatsCostResult; with: StatsCostResult }[] = [];
+  let distinct: (StatsCostResult & { heap: HeapResult }) | null = null;
+  try {
+    for (const size of sizes) {
+      const without = await benchStatsCost(size, "without", noStats.configs, null);
+      statsCost.push({ without, with: await benchStatsCost(size, "with", CONFIGS, null) });
+    }
+    const rows = Math.min(...sizes);
+    const timed = await benchStatsCost(rows, "distinct-paths", CONFIGS, DISTINCT_PATHS);
+    const heap = await benchHeap(rows, 5 * timed.archiveMs + 60_000, SEEDED_COLUMNS, DISTINCT_PATHS);
+    distinct = { ...timed, heap };
+  } finally {
+    noStats.remove();
+  }
+
   const pollingRows = Math.min(...sizes);
   const polling = await benchPolling(pollingRows);
   // The seed design up to the smallest size: its OFFSET pages read O(n²) rows, and it holds the whole day.
@@ -906,10 +1010,31 @@ async function main(): Promise<void> {
       return `| ${label(r)} | ${sec(a.d1Query ?? 0)} | ${(a.d1Longest ?? 0).toFixed(1)} | ${sec(c.deleteD1 ?? 0)} | ${(c.deleteD1Longest ?? 0).toFixed(1)} | ${sec(r.rangeDelete.onceMs)} / ${sec(r.rangeDelete.windowsMs)} | ${d1Ratio.toFixed(2)}x | ${wallRatio.toFixed(2)}x | ${met(longest <= 100)} / ${met(d1Ratio <= 2.5)} / ${met(wallRatio <= 0.6)} |`;
     }),
   ].join("\n");
+  const statsOf = (r: StatsCostResult) =>
+    r.stats
+      ? `${r.stats.requests.toLocaleString("en-US")} / ${r.stats.paths}${r.stats.pathsExact ? "" : " (named rows not all exact)"}`
+      : "none";
+  const statsText = [
+    "Path statistics (issue #23): the same seeded day archived without them (ARCHIVE_STATS removed) and with them, back to back, each on a fresh stack; then a day where every row has a path of its own. Target: the archive with statistics within 1.25× of the archive without; D1 reads per row unchanged (the statistics come from the page queries the archive makes).",
+    "",
+    "| rows | archive s: without / with statistics | with / without | target ≤ 1.25× | D1 reads / row (chunks): without / with | requests counted / rows kept |",
+    "|---|---|---|---|---|---|",
+    ...statsCost.map(({ without, with: withStats }) => {
+      const ratio = withStats.archiveMs / without.archiveMs;
+      return `| ${without.rows.toLocaleString("en-US")} | ${sec(without.archiveMs)} / ${sec(withStats.archiveMs)} | ${ratio.toFixed(2)}x | ${met(ratio <= 1.25)} | ${without.readsPerRow.toFixed(4)} / ${withStats.readsPerRow.toFixed(4)} | ${statsOf(withStats)} |`;
+    }),
+    ...(distinct
+      ? [
+          `| ${distinct.rows.toLocaleString("en-US")}, a distinct path per row | – / ${sec(distinct.archiveMs)} | ${(distinct.archiveMs / (statsCost.find((c) => c.without.rows === distinct?.rows)?.without.archiveMs ?? Number.NaN)).toFixed(2)}x | ${met(distinct.archiveMs / (statsCost.find((c) => c.without.rows === distinct?.rows)?.without.archiveMs ?? Number.NaN) <= 1.25)} | – / ${distinct.readsPerRow.toFixed(4)} | ${statsOf(distinct)} |`,
+          "",
+          `The distinct-path day under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB): archive consumer ${distinct.heap.error ? `did not finish: ${distinct.heap.error}` : `${mib(distinct.heap.archive)} MiB used heap at its peak, cleanup consumer ${mib(distinct.heap.cleanup)} MiB`}.`,
+        ]
+      : []),
+  ].join("\n");
   const stagesText = `Where the time went (each chunk's and range's own clock, local runtime):\n\n${stageLines.join("\n")}`;
   const apiWritesSection = apiWrites.join("\n\n");
   console.log(
-    `\n${table}\n\n${pollingLine}\n\n${apiWritesSection}\n\n${d1Text}\n\n${seedDesignText}\n\n${stagesText}\n`,
+    `\n${table}\n\n${pollingLine}\n\n${apiWritesSection}\n\n${d1Text}\n\n${statsText}\n\n${seedDesignText}\n\n${stagesText}\n`,
   );
   for (const r of results) {
     if (r.rawBytes !== r.baselineRawBytes)
@@ -934,6 +1059,8 @@ ${pollingLine}
 ${apiWritesSection}
 
 ${d1Text}
+
+${statsText}
 
 ${seedDesignText}
 

@@ -12,6 +12,7 @@ import { unstable_readConfig } from "wrangler";
 import { parseArchivedTables } from "../packages/shared/src/archived-table/archived-table.ts";
 import { readConfig } from "../packages/shared/src/config.ts";
 import { PACING_OFF } from "../packages/shared/src/pacing/d1-pacer.ts";
+import { TRAFFIC_EVENTS_STATS } from "../packages/shared/src/stats/stats-columns.ts";
 import { ROOT } from "./lib.ts";
 
 const ENVIRONMENTS = [undefined, "staging", "production"] as const;
@@ -77,6 +78,8 @@ describe.each(ENVIRONMENTS)("environment %s", (env) => {
     expect(tables(producer.vars).length).toBeGreaterThan(0);
     expect(tables(archive.vars)).toEqual(tables(producer.vars));
     expect(tables(cleanup.vars)).toEqual(tables(producer.vars));
+    // The example's path statistics, as the browser test configures them too.
+    expect(producer.vars.ARCHIVE_STATS).toEqual(TRAFFIC_EVENTS_STATS);
   });
 
   it("plans chunks for the D1 query budget cleanup works within", () => {

@@ -167,6 +167,21 @@ it("archives a day from the page and watches it reach archived, then cleaned", a
     table: "traffic_events",
   });
   expect(status).toMatchObject({ status: "cleaned", d1Remaining: 0 });
+
+  // The day's statistics outlive its rows: its top paths and its bar in the chart come from the rollups.
+  const topPaths = page.locator("#day .top-paths");
+  await expect
+    .poll(() => topPaths.locator("h3").textContent())
+    .toMatch(`Top paths: ${ROWS.toLocaleString("en-US")} requests`);
+  expect(await topPaths.locator("tbody tr").count()).toBeGreaterThan(5);
+  const p99 = Number(await topPaths.locator("tbody tr").first().locator("td").nth(8).textContent());
+  expect(p99).toBeGreaterThan(0);
+  const bar = page.locator(`#overview svg rect[data-date="${DATE}"]`);
+  await expect.poll(() => bar.locator("title").textContent()).toBe(`${DATE}: ${ROWS.toLocaleString("en-US")} requests`);
+  expect(Number(await bar.getAttribute("height"))).toBeGreaterThan(50);
+  // The other days of the window have no statistics: short grey marks.
+  expect(await page.locator("#overview svg rect.bar-none").count()).toBe(29);
+  await page.screenshot({ path: join(ARTIFACTS, "statistics.png"), fullPage: true });
 });
 
 it("shows another table when chosen, and archives its day there, not the first table's", async () => {

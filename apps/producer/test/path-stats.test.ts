@@ -27,6 +27,7 @@ import worker from "./worker.ts";
 const DAY = "2026-05-20";
 const WIDE_DAY = "2026-05-21";
 const CHANGED_DAY = "2026-05-22";
+const RULES_DAY = "2026-05-23";
 const NOW = new Date("2026-05-24T01:00:00Z");
 const STATUSES = [200, 200, 200, 200, 201, 204, 301, 304, 400, 401, 404, 404, 429, 500, 502, 503];
 
@@ -231,6 +232,31 @@ describe("path statistics", () => {
     for (const row of named) {
       expect(row.requests).toBe(rows.filter((r) => r.path === row.path && r.method === row.method).length);
     }
+  });
+
+  it("group paths after the table's path rules", async () => {
+    const rows = Array.from({ length: 300 }, (_, i) =>
+      event(RULES_DAY, i, { path: `/users/${i}${i % 3 === 0 ? "?tab=orders" : ""}`, method: "GET" }),
+    );
+    await insertEvents(rows);
+    const vars = {
+      ARCHIVE_STATS: JSON.stringify({
+        path: "path",
+        method: "method",
+        status: "status",
+        latencyMs: "latency_ms",
+        pathRules: [
+          ["\\?.*$", ""],
+          ["/[0-9]+(?=/|$)", "/:id"],
+        ],
+      }),
+    };
+    const before = await stats(`from=${RULES_DAY}&to=${RULES_DAY}`, vars);
+    await deliverAll((testEnv) => planArchive(testEnv, RULES_DAY, NOW), vars, "archive-chunks");
+    const after = await stats(`from=${RULES_DAY}&to=${RULES_DAY}`, vars);
+    expect(after.days[0]).toMatchObject({ source: "rollups", requests: 300 });
+    expect(after.rows).toEqual(before.rows);
+    expect(after.rows).toMatchObject([{ path: "/users/:id", method: "GET", requests: 300, bytes: { max: null } }]);
   });
 
   it("are reported by health when a day's rollups do not count the rows its archives hold", async () => {

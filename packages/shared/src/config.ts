@@ -101,9 +101,9 @@ const ConfigVars = z.object({
   /**
    * Path statistics rows kept per table and day: the busiest (path, method)
    * pairs, then one `(other)` row with the rest, so the day's totals stay
-   * exact. A chunk counts up to twice this many pairs before the rest go to
-   * its `(other)`; each pair's latency sketch is a few KiB of consumer
-   * memory, so 1000 pairs stay inside the consumers' heap target.
+   * exact. A chunk counts up to ten times this many pairs by name (at
+   * most 2000, at least twice this) before the rest go to its `(other)`
+   * (trackedPairs in stats/stats-table.ts).
    */
   STATS_MAX_PATHS: intVar(200, 1, 1000),
   /**

@@ -1,4 +1,5 @@
 /** @jsxImportSource hono/jsx */
+import type { Child } from "hono/jsx";
 import type { Health } from "../monitoring/health.ts";
 import type { overview } from "../monitoring/overview.ts";
 import type { dayStatus } from "../status.ts";
@@ -67,7 +68,8 @@ export function HealthFragment({ health }: { health: Health }) {
   );
 }
 
-export function OverviewFragment({ data }: { data: Overview }) {
+/** The overview of the last days; `chart` (the requests per day) goes under the success rates. */
+export function OverviewFragment({ data, chart }: { data: Overview; chart?: Child }) {
   const rate = (r: number | null) => (r === null ? "–" : `${(r * 100).toFixed(1)} %`);
   return (
     <div>
@@ -93,6 +95,7 @@ export function OverviewFragment({ data }: { data: Overview }) {
         failed runs) · cleanup success {rate(data.rates.cleanupSuccess)} ({data.rates.rangesCleaned} ranges cleaned,{" "}
         {data.rates.rangesRefused} refused)
       </p>
+      {chart}
       {data.days.length === 0 ? (
         <p>No day in the window has rows in D1 or an archive run.</p>
       ) : (
@@ -120,7 +123,8 @@ export function OverviewFragment({ data }: { data: Overview }) {
   );
 }
 
-export function DayFragment({ status }: { status: DayStatus }) {
+/** One day: its state, actions and runs; `topPaths` (its path statistics) goes under the actions. */
+export function DayFragment({ status, topPaths }: { status: DayStatus; topPaths?: Child }) {
   const live = status.status === "archiving" || status.status === "cleaning";
   const date = status.date;
   return (
@@ -154,6 +158,7 @@ export function DayFragment({ status }: { status: DayStatus }) {
         </ActionButton>
         <output class="result" />
       </div>
+      {topPaths}
       {status.runs.length === 0 ? <p>No archive run for this day.</p> : null}
       {status.runs.map((run) => (
         <article class="run">

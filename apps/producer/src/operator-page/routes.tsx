@@ -1,11 +1,12 @@
 /** @jsxImportSource hono/jsx */
-import { parseClosedDate, readConfig, tableOf } from "@path-stats/shared";
+import { addDays, parseClosedDate, readConfig, tableOf, utcDate } from "@path-stats/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../admin/errors.ts";
 import { listDeadLetters } from "../dead-letters.ts";
 import { evaluateHealth } from "../monitoring/health.ts";
 import { overview } from "../monitoring/overview.ts";
+import { dayTopPaths, requestsPerDay } from "../stats/path-stats.ts";
 import { dayStatus } from "../status.ts";
 import {
   DayFragment,
@@ -15,6 +16,11 @@ import {
   OverviewFragment,
 } from "./fragments.tsx";
 import { Shell } from "./page.tsx";
+import { RequestsChart, TopPaths } from "./stats-fragments.tsx";
+
+/** Days the overview and its chart cover, and a day's paths the page lists. */
+const OVERVIEW_DAYS = 30;
+const TOP_PATHS = 20;
 
 /**
  * Only this origin's files may run or style the page; nothing may frame it.
@@ -51,12 +57,24 @@ export const operatorPage = new Hono<{ Bindings: Env }>()
   .get("/fragments/overview", async (c) => {
     const config = readConfig(c.env);
     const table = tableOf(config, c.req.query("table") ?? config.tables[0]?.name);
-    return c.html(<OverviewFragment data={await overview(c.env.D1, config.tables, table, new Date(), 30)} />);
+    const now = new Date();
+    const data = await overview(c.env.D1, config.tables, table, now, OVERVIEW_DAYS);
+    const today = utcDate(now);
+    const chart = table.stats ? (
+      <RequestsChart
+        table={table.name}
+        days={await requestsPerDay(c.env.D1, table, addDays(today, -OVERVIEW_DAYS), addDays(today, -1))}
+      />
+    ) : null;
+    return c.html(<OverviewFragment data={data} chart={chart} />);
   })
   .get("/fragments/day", async (c) => {
     const date = parseClosedDate(c.req.query("date") ?? "", new Date());
     const table = tableOf(readConfig(c.env), c.req.query("table"));
-    return c.html(<DayFragment status={await dayStatus(c.env.D1, table, date)} />);
+    const topPaths = table.stats ? (
+      <TopPaths date={date} top={await dayTopPaths(c.env.D1, table, date, TOP_PATHS)} />
+    ) : null;
+    return c.html(<DayFragment status={await dayStatus(c.env.D1, table, date)} topPaths={topPaths} />);
   })
   .get("/fragments/dead-letters", async (c) => {
     const parsed = DeadLetterQuery.safeParse(c.req.query());

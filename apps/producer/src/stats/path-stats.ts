@@ -238,3 +238,60 @@ async function countFromD1(
     after = rows.at(-1)?.__id as number;
   }
 }
+
+/** One day's bar of the operator page's chart: its requests from its rollups, or why there are none. */
+export interface DayRequests {
+  date: string;
+  /** From the day's rollups; null when it has none that are current. */
+  requests: number | null;
+  state: "current" | "stale" | "none";
+}
+
+/** Requests per day from the rollups, for each day from `from` to `to`: one query, no row of the table read. */
+export async function requestsPerDay(
+  db: D1Database,
+  table: ArchivedTable,
+  from: string,
+  to: string,
+): Promise<DayRequests[]> {
+  const { results } = await db
+    .prepare(
+      "SELECT date, requests, state FROM path_stats_days WHERE table_name = ?1 AND date BETWEEN ?2 AND ?3 ORDER BY date",
+    )
+    .bind(table.name, from, to)
+    .all<{ date: string; requests: number; state: "current" | "stale" }>();
+  const byDate = new Map(results.map((r) => [r.date, r]));
+  const days: DayRequests[] = [];
+  for (let date = from; date <= to; date = addDays(date, 1)) {
+    const day = byDate.get(date);
+    days.push({ date, requests: day?.state === "current" ? day.requests : null, state: day?.state ?? "none" });
+  }
+  return days;
+}
+
+/** A day's busiest paths from its rollups (most requests first, `(other)` last), or null if it has none current. */
+export async function dayTopPaths(
+  db: D1Database,
+  table: ArchivedTable,
+  date: string,
+  limit: number,
+): Promise<{ rows: StatsAnswerRow[]; requests: number; pathsExact: boolean; kept: number } | null> {
+  const day = await db
+    .prepare("SELECT * FROM path_stats_days WHERE table_name = ?1 AND date = ?2")
+    .bind(table.name, date)
+    .first<PathStatsDayRecord>();
+  if (day?.state !== "current") return null;
+  const { results } = await db
+    .prepare(
+      `SELECT * FROM path_stats WHERE table_name = ?1 AND date = ?2
+       ORDER BY path = '(other)' AND method = '*', requests DESC, path, method LIMIT ?3`,
+    )
+    .bind(table.name, date, limit)
+    .all<PathStatsRecord>();
+  return {
+    rows: results.map((r) => answerRow(rowOfRecord(r))),
+    requests: day.requests,
+    pathsExact: day.paths_exact === 1,
+    kept: day.paths,
+  };
+}

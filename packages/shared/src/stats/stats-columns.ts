@@ -31,7 +31,11 @@ export interface PathRule {
 const VALUE_KEYS = ["path", "method", "status", "latencyMs", "bytes", "at"] as const;
 const ENTRY_KEYS: readonly string[] = [...VALUE_KEYS, "pathRules"];
 
-/** The statistics of traffic_events, the example table, as its wrangler.jsonc configures them. */
+/**
+ * The statistics of traffic_events, the example table, as the apps'
+ * wrangler.jsonc configure them: query strings dropped and numeric path
+ * segments grouped as `:id` (`/api/v1/items/123?page=2` → `/api/v1/items/:id`).
+ */
 export const TRAFFIC_EVENTS_STATS = {
   path: "path",
   method: "method",
@@ -39,6 +43,10 @@ export const TRAFFIC_EVENTS_STATS = {
   latencyMs: "latency_ms",
   bytes: "bytes",
   at: "ts",
+  pathRules: [
+    ["\\?.*$", ""],
+    ["/[0-9]+(?=/|$)", "/:id"],
+  ],
 } as const;
 
 /**

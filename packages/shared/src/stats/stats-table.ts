@@ -187,9 +187,15 @@ export function rollupOfChunkPieces(maxTracked: number, stored: readonly string[
   return DayRollup.of(maxTracked, rows, pathsExact);
 }
 
-/** Pairs a chunk counts by name before the rest go to its `(other)`: twice what a day keeps. */
+/**
+ * Pairs a rollup counts by name before the rest go to its `(other)`: ten
+ * times what a day keeps, up to 2000 (and twice, at least), so that a
+ * day's long tail rarely pushes a pair one chunk names into another
+ * chunk's `(other)`. A pair's sketch is a few hundred small integers at
+ * most, so 2000 pairs stay within a few MiB of a consumer's heap.
+ */
 export function trackedPairs(maxPaths: number): number {
-  return 2 * maxPaths;
+  return Math.max(2 * maxPaths, Math.min(10 * maxPaths, 2000));
 }
 
 /** What /admin/stats answers for one row: counts exact, quantiles within the sketch's stated error. */
