@@ -833,6 +833,61 @@ function apiWritesText(
   ].join("\n");
 }
 
+/**
+ * The path statistics' cost: each size's day archived without them and with
+ * them, back to back on fresh stacks; then a day of the smallest size where
+ * every row has a path of its own, timed and under the heap limit.
+ */
+async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
+  const noStats = configsWith("no-stats", CONFIGS, (vars) => {
+    vars.ARCHIVE_STATS = undefined;
+  });
+  try {
+    const pairs: StatsPass["pairs"] = [];
+    for (const size of sizes) {
+      const without = await benchStatsCost(size, "without", noStats.configs, null);
+      pairs.push({ without, with: await benchStatsCost(size, "with", CONFIGS, null) });
+    }
+    const rows = Math.min(...sizes);
+    const timed = await benchStatsCost(rows, "distinct-paths", CONFIGS, DISTINCT_PATHS);
+    const heap = await benchHeap(rows, 5 * timed.archiveMs + 60_000, SEEDED_COLUMNS, DISTINCT_PATHS);
+    return { pairs, distinct: { ...timed, heap } };
+  } finally {
+    noStats.remove();
+  }
+}
+
+interface StatsPass {
+  pairs: { without: StatsCostResult; with: StatsCostResult }[];
+  distinct: StatsCostResult & { heap: HeapResult };
+}
+
+const mib = (n: number) => (Number.isNaN(n) ? "n/a" : (n / 1024 / 1024).toFixed(1));
+const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
+const met = (ok: boolean) => (ok ? "met" : "missed");
+
+function statsPassText({ pairs, distinct }: StatsPass): string {
+  const statsOf = (r: StatsCostResult) =>
+    r.stats
+      ? `${r.stats.requests.toLocaleString("en-US")} / ${r.stats.paths}${r.stats.pathsExact ? "" : " (named rows not all exact)"}`
+      : "none";
+  const withoutOf = (rows: number) => pairs.find((c) => c.without.rows === rows)?.without.archiveMs ?? Number.NaN;
+  const distinctRatio = distinct.archiveMs / withoutOf(distinct.rows);
+  return [
+    "Path statistics (issue #23): the same seeded day archived without them (ARCHIVE_STATS removed) and with them, back to back, each on a fresh stack; then a day where every row has a path of its own. Target: the archive with statistics within 1.25× of the archive without; D1 reads per row unchanged (the statistics come from the page queries the archive makes).",
+    "",
+    "| rows | archive s: without / with statistics | with / without | target ≤ 1.25× | D1 reads / row (chunks): without / with | requests counted / rows kept |",
+    "|---|---|---|---|---|---|",
+    ...pairs.map(({ without, with: withStats }) => {
+      const ratio = withStats.archiveMs / without.archiveMs;
+      return `| ${without.rows.toLocaleString("en-US")} | ${sec(without.archiveMs)} / ${sec(withStats.archiveMs)} | ${ratio.toFixed(2)}x | ${met(ratio <= 1.25)} | ${without.readsPerRow.toFixed(4)} / ${withStats.readsPerRow.toFixed(4)} | ${statsOf(withStats)} |`;
+    }),
+    `| ${distinct.rows.toLocaleString("en-US")}, a distinct path per row | – / ${sec(distinct.archiveMs)} | ${distinctRatio.toFixed(2)}x | ${met(distinctRatio <= 1.25)} | – / ${distinct.readsPerRow.toFixed(4)} | ${statsOf(distinct)} |`,
+    "",
+    `The distinct-path day under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB): ${distinct.heap.error ? `did not finish: ${distinct.heap.error}` : `archive consumer ${mib(distinct.heap.archive)} MiB used heap at its peak, cleanup consumer ${mib(distinct.heap.cleanup)} MiB`}.`,
+  ].join("\n");
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: cliArgs(),
@@ -843,7 +898,7 @@ async function main(): Promise<void> {
       "api-writes": { type: "string", default: "200" },
       // The consumers' D1_MS_PER_SECOND while the API writes (default: production's; 1000 is off).
       "d1-ms-per-second": { type: "string" },
-      // --only api-writes: that part alone, printed, bench/RESULTS.md left as it is.
+      // --only api-writes or --only stats: that part alone, printed, bench/RESULTS.md left as it is.
       only: { type: "string" },
     },
   });
@@ -852,8 +907,8 @@ async function main(): Promise<void> {
   if (!(Number.isInteger(pacing) && pacing >= 10 && pacing <= 1000))
     throw new Error(`--d1-ms-per-second must be an integer from 10 to 1000, got ${values["d1-ms-per-second"]}`);
   if (!(rate > 0 && rate <= 2000)) throw new Error(`--api-writes must be inserts per second (1 to 2000), got ${rate}`);
-  if (values.only !== undefined && values.only !== "api-writes")
-    throw new Error(`--only takes api-writes, got ${values.only}`);
+  if (values.only !== undefined && values.only !== "api-writes" && values.only !== "stats")
+    throw new Error(`--only takes api-writes or stats, got ${values.only}`);
   const sizes = (values.sizes ?? "").split(",").map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`--sizes must be positive integers, got ${values.sizes}`);
@@ -864,6 +919,10 @@ async function main(): Promise<void> {
   if (!(await portIsFree(PORT)))
     throw new Error(`port ${PORT} is taken: stop pnpm dev (the bench starts its own stack on fresh state)`);
 
+  if (values.only === "stats") {
+    console.log(`\n${statsPassText(await benchStatsPass(sizes))}\n`);
+    return;
+  }
   const apiWrites: string[] = [];
   for (const size of sizes) apiWrites.push(apiWritesText(size, rate, await benchApiWrites(size, rate, pacing)));
   if (values.only === "api-writes") {
@@ -880,26 +939,7 @@ async function main(): Promise<void> {
       results.push({ ...timed, heap });
     }
   }
-  // The path statistics' cost: the same day archived without them and with them, back to back on fresh
-  // stacks; and a day where every row has a path of its own, timed and under the heap limit.
-  const noStats = configsWith("no-stats", CONFIGS, (vars) => {
-    vars.ARCHIVE_STATS = undefined;
-  });
-  const statsCost: { without: StatsCostResult; with: StatsCostResult }[] = [];
-  let distinct: (StatsCostResult & { heap: HeapResult }) | null = null;
-  try {
-    for (const size of sizes) {
-      const without = await benchStatsCost(size, "without", noStats.configs, null);
-      statsCost.push({ without, with: await benchStatsCost(size, "with", CONFIGS, null) });
-    }
-    const rows = Math.min(...sizes);
-    const timed = await benchStatsCost(rows, "distinct-paths", CONFIGS, DISTINCT_PATHS);
-    const heap = await benchHeap(rows, 5 * timed.archiveMs + 60_000, SEEDED_COLUMNS, DISTINCT_PATHS);
-    distinct = { ...timed, heap };
-  } finally {
-    noStats.remove();
-  }
-
+  const statsText = statsPassText(await benchStatsPass(sizes));
   const pollingRows = Math.min(...sizes);
   const polling = await benchPolling(pollingRows);
   // The seed design up to the smallest size: its OFFSET pages read O(n²) rows, and it holds the whole day.
@@ -919,8 +959,6 @@ async function main(): Promise<void> {
     );
   }
 
-  const mib = (n: number) => (Number.isNaN(n) ? "n/a" : (n / 1024 / 1024).toFixed(1));
-  const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
   const columns = [
     "rows",
     "archive s",
@@ -995,7 +1033,6 @@ async function main(): Promise<void> {
     ),
     `| this archiver | ${ours.rows.toLocaleString("en-US")} | ${sec(ours.archiveMs)} | ${((ours.readsArchiving + ours.readsPlanning) / ours.rows).toFixed(4)} | ${mib(ours.peakBuffered)} (its buffers; heap peak ${mib(ours.heap.archive)} used under ${HEAP_LIMIT_MIB} MiB) | ${mib(ours.objectBytes)} |`,
   ].join("\n");
-  const met = (ok: boolean) => (ok ? "met" : "missed");
   const d1Text = [
     "D1's own time the archiver took (`meta.duration`, summed over its statements), the longest single statement or batch (the longest an API statement waits behind one), and the same rows deleted by id range in SQLite itself (node:sqlite on a copy of the day: at once / in committed windows of 5000). Targets (issue #24): no statement over 100 ms; cleanup's D1 time at most 2.5× the windowed range delete; cleanup's wall time at most 0.6× the archive's.",
     "",
@@ -1009,27 +1046,6 @@ async function main(): Promise<void> {
       const wallRatio = r.cleanupMs / r.archiveMs;
       return `| ${label(r)} | ${sec(a.d1Query ?? 0)} | ${(a.d1Longest ?? 0).toFixed(1)} | ${sec(c.deleteD1 ?? 0)} | ${(c.deleteD1Longest ?? 0).toFixed(1)} | ${sec(r.rangeDelete.onceMs)} / ${sec(r.rangeDelete.windowsMs)} | ${d1Ratio.toFixed(2)}x | ${wallRatio.toFixed(2)}x | ${met(longest <= 100)} / ${met(d1Ratio <= 2.5)} / ${met(wallRatio <= 0.6)} |`;
     }),
-  ].join("\n");
-  const statsOf = (r: StatsCostResult) =>
-    r.stats
-      ? `${r.stats.requests.toLocaleString("en-US")} / ${r.stats.paths}${r.stats.pathsExact ? "" : " (named rows not all exact)"}`
-      : "none";
-  const statsText = [
-    "Path statistics (issue #23): the same seeded day archived without them (ARCHIVE_STATS removed) and with them, back to back, each on a fresh stack; then a day where every row has a path of its own. Target: the archive with statistics within 1.25× of the archive without; D1 reads per row unchanged (the statistics come from the page queries the archive makes).",
-    "",
-    "| rows | archive s: without / with statistics | with / without | target ≤ 1.25× | D1 reads / row (chunks): without / with | requests counted / rows kept |",
-    "|---|---|---|---|---|---|",
-    ...statsCost.map(({ without, with: withStats }) => {
-      const ratio = withStats.archiveMs / without.archiveMs;
-      return `| ${without.rows.toLocaleString("en-US")} | ${sec(without.archiveMs)} / ${sec(withStats.archiveMs)} | ${ratio.toFixed(2)}x | ${met(ratio <= 1.25)} | ${without.readsPerRow.toFixed(4)} / ${withStats.readsPerRow.toFixed(4)} | ${statsOf(withStats)} |`;
-    }),
-    ...(distinct
-      ? [
-          `| ${distinct.rows.toLocaleString("en-US")}, a distinct path per row | – / ${sec(distinct.archiveMs)} | ${(distinct.archiveMs / (statsCost.find((c) => c.without.rows === distinct?.rows)?.without.archiveMs ?? Number.NaN)).toFixed(2)}x | ${met(distinct.archiveMs / (statsCost.find((c) => c.without.rows === distinct?.rows)?.without.archiveMs ?? Number.NaN) <= 1.25)} | – / ${distinct.readsPerRow.toFixed(4)} | ${statsOf(distinct)} |`,
-          "",
-          `The distinct-path day under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB): archive consumer ${distinct.heap.error ? `did not finish: ${distinct.heap.error}` : `${mib(distinct.heap.archive)} MiB used heap at its peak, cleanup consumer ${mib(distinct.heap.cleanup)} MiB`}.`,
-        ]
-      : []),
   ].join("\n");
   const stagesText = `Where the time went (each chunk's and range's own clock, local runtime):\n\n${stageLines.join("\n")}`;
   const apiWritesSection = apiWrites.join("\n\n");
