@@ -605,7 +605,7 @@ interface StatsCostResult {
   /** The day's statistics as /admin/stats gave them afterwards (null without statistics). */
   stats: { requests: number; paths: number; pathsExact: boolean } | null;
   /** /admin/stats of the day before it was archived, counted from its rows in D1 (null without statistics). */
-  hot: { ms: number; d1RowsRead: number; queries: number } | null;
+  hot: { ms: number; d1RowsRead: number; queries: number } | { ms: number; refused: string } | null;
 }
 
 /**
@@ -644,7 +644,12 @@ async function benchStatsCost(
         archiveMs,
         readsPerRow: run.rows.d1RowsReadArchiving / run.rows.archived,
         stats: answer.status === 200 && day ? { ...day, paths: body.rows?.length ?? 0 } : null,
-        hot: hot.status === 200 && hotCost ? { ms: hotMs, ...hotCost } : null,
+        hot:
+          hot.status === 200 && hotCost
+            ? { ms: hotMs, ...hotCost }
+            : hot.status === 422
+              ? { ms: hotMs, refused: (hot.json as { error?: { message?: string } }).error?.message ?? "refused" }
+              : null,
       };
     },
     configs,
@@ -897,11 +902,15 @@ function statsPassText({ pairs, distinct }: StatsPass): string {
     `| ${distinct.rows.toLocaleString("en-US")}, a distinct path per row | – / ${sec(distinct.archiveMs)} | ${distinctRatio.toFixed(2)}x | ${met(distinctRatio <= 1.25)} | – / ${distinct.readsPerRow.toFixed(4)} | ${statsOf(distinct)} |`,
     "",
     ...pairs.flatMap(({ with: w }) =>
-      w.hot
+      w.hot && "refused" in w.hot
         ? [
-            `One \`/admin/stats\` call of the ${w.rows.toLocaleString("en-US")}-row day while it was hot (counted from its rows in D1, before archiving): ${sec(w.hot.ms)} s, ${w.hot.d1RowsRead.toLocaleString("en-US")} D1 rows read in ${w.hot.queries} queries; after archiving, from its rollups: a few hundred rows.`,
+            `One \`/admin/stats\` call of the ${w.rows.toLocaleString("en-US")}-row day while it was hot: refused in ${sec(w.hot.ms)} s, as documented: ${w.hot.refused}`,
           ]
-        : [],
+        : w.hot
+          ? [
+              `One \`/admin/stats\` call of the ${w.rows.toLocaleString("en-US")}-row day while it was hot (counted from its rows in D1, before archiving): ${sec(w.hot.ms)} s, ${w.hot.d1RowsRead.toLocaleString("en-US")} D1 rows read in ${w.hot.queries} queries; after archiving, from its rollups: a few hundred rows.`,
+            ]
+          : [],
     ),
     "",
     `The distinct-path day under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB): ${distinct.heap.error ? `did not finish: ${distinct.heap.error}` : `archive consumer ${mib(distinct.heap.archive)} MiB used heap at its peak, cleanup consumer ${mib(distinct.heap.cleanup)} MiB`}.`,

@@ -15,7 +15,7 @@ import { failRunByOperator } from "../src/runs.ts";
 import type { StatsAnswer } from "../src/stats/path-stats.ts";
 import { daysDueForRecount, planRecount } from "../src/stats/plan-recount.ts";
 import { capturingQueue, deliver, deliverAll, deliverCleanup } from "./faults.ts";
-import { type EventRow, event, insertEvents, random, runsOf } from "./helpers.ts";
+import { type EventRow, event, insertEvents, insertEventWithId, random, runsOf } from "./helpers.ts";
 import worker from "./worker.ts";
 
 /**
@@ -28,6 +28,8 @@ const DAY = "2026-05-20";
 const WIDE_DAY = "2026-05-21";
 const RULES_DAY = "2026-05-23";
 const BACKFILL_DAY = "2026-05-22";
+const HUGE_DAY = "2026-05-19";
+const SPARSE_DAY = "2026-05-18";
 const NOW = new Date("2026-05-24T01:00:00Z");
 const STATUSES = [200, 200, 200, 200, 201, 204, 301, 304, 400, 401, 404, 404, 429, 500, 502, 503];
 
@@ -375,5 +377,19 @@ describe("path statistics", () => {
     expect((await refused("from=2999-01-01&to=2999-01-01")).body.error.message).toMatch(/must not be after today/);
     const none = await refused(`from=${DAY}&to=${DAY}`, { ARCHIVE_STATS: "" });
     expect(none).toMatchObject({ status: 400, body: { error: { code: "no_stats" } } });
+
+    // A hot day with more rows than one call reads is refused before its rows are read: here pages of one
+    // row, in half of 50 queries.
+    const small = { D1_QUERIES_PER_INVOCATION: "50", PAGE_ROWS: "1" };
+    await insertEvents(Array.from({ length: 30 }, (_, i) => event(HUGE_DAY, i)));
+    const huge = await refused(`from=${HUGE_DAY}&to=${HUGE_DAY}`, small);
+    expect(huge).toMatchObject({ status: 422, body: { error: { code: "too_many_rows" } } });
+    expect(huge.body.error.message).toMatch(/has 30 rows in D1, more than this call reads \(\d+:/);
+    // A day of two rows whose ids lie far apart is read, whatever its span. (Last in the file:
+    // AUTOINCREMENT goes on above the large id.)
+    await insertEvents([event(SPARSE_DAY, 0)]);
+    await insertEventWithId(50_000_000, event(SPARSE_DAY, 1));
+    const sparse = await stats(`from=${SPARSE_DAY}&to=${SPARSE_DAY}`, small);
+    expect(sparse.days[0]).toMatchObject({ source: "d1", requests: 2 });
   });
 });

@@ -65,9 +65,6 @@ export interface StatsAnswer {
   };
 }
 
-/** Rows per page when a day is counted from D1: six small columns a row, so pages can be large. */
-const D1_PAGE_ROWS = 10_000;
-
 /** A stats request that cannot be answered as asked: nothing was changed, and it says why. */
 export class StatsRequestError extends Error {
   override name = "StatsRequestError";
@@ -89,6 +86,9 @@ class Cost {
     this.queries++;
     this.rowsRead += meta.rows_read;
     return results;
+  }
+  async first<T>(statement: D1PreparedStatement): Promise<T | null> {
+    return (await this.all<T>(statement))[0] ?? null;
   }
 }
 
@@ -202,8 +202,9 @@ export async function pathStats(
 /**
  * A day counted from its rows in D1, page by page in id order: the values
  * the archive consumer counts (stats-columns.ts), read as rows, so numbers
- * come as D1 holds them. One query per D1_PAGE_ROWS rows; a day needing
- * more than half the invocation's queries is refused rather than cut short.
+ * come as D1 holds them. One query per PAGE_ROWS rows; a day with more rows
+ * than half the invocation's queries read is refused before its rows are
+ * read (reading 5M rows to refuse them took the local runtime down).
  */
 async function countFromD1(
   db: D1Database,
@@ -225,16 +226,40 @@ async function countFromD1(
   );
   const rollup = new DayRollup(tracked);
   const maxQueries = Math.floor(config.D1_QUERIES_PER_INVOCATION / 2);
-  for (let after = Number.MIN_SAFE_INTEGER; ; ) {
+  const pageRows = config.PAGE_ROWS;
+  // Whether the day fits what this call may still read, before any of its rows is read: its first and
+  // last id (two index seeks) bound its rows; past that bound, its rows are counted on the index.
+  const span = await cost.first<{ lo: number | null; hi: number | null }>(
+    db
+      .prepare(
+        `SELECT (SELECT ${id} FROM ${tableSql(table)} WHERE ${daySql(table)} = ?1 ORDER BY ${id} LIMIT 1) AS lo,
+                (SELECT ${id} FROM ${tableSql(table)} WHERE ${daySql(table)} = ?1 ORDER BY ${id} DESC LIMIT 1) AS hi`,
+      )
+      .bind(date),
+  );
+  if (!span || span.lo === null || span.hi === null) return rollup;
+  const readable = (maxQueries - cost.queries - 1) * pageRows;
+  if (span.hi - span.lo + 1 > readable) {
+    const counted = await cost.first<{ n: number }>(
+      db.prepare(`SELECT count(*) AS n FROM ${tableSql(table)} WHERE ${daySql(table)} = ?1`).bind(date),
+    );
+    if ((counted?.n ?? 0) > readable) {
+      throw new StatsRequestError(
+        "too_many_rows",
+        `${table.name} ${date} has ${counted?.n} rows in D1, more than this call reads (${readable}: PAGE_ROWS per query, within half of D1_QUERIES_PER_INVOCATION); ask for fewer hot days, or for the day once it is archived`,
+      );
+    }
+  }
+  for (let after = span.lo - 1; ; ) {
     if (cost.queries >= maxQueries) {
       throw new StatsRequestError(
         "too_many_rows",
-        `${table.name} ${date} has more rows in D1 than one call reads (${maxQueries} pages of ${D1_PAGE_ROWS}); ask for fewer days`,
+        `${table.name} ${date} has more rows in D1 than one call reads (${maxQueries} pages of ${pageRows}); ask for fewer days`,
       );
     }
-    const rows = await cost.all<Record<string, unknown>>(statement.bind(date, after, D1_PAGE_ROWS));
+    const rows = await cost.all<Record<string, unknown>>(statement.bind(date, after, pageRows));
     for (const row of rows) rollup.add(valuesOfRow(stats, row));
-    if (rows.length < D1_PAGE_ROWS) return rollup;
+    if (rows.length < pageRows) return rollup;
     after = rows.at(-1)?.__id as number;
   }
 }
