@@ -70,15 +70,20 @@ export interface HeapSampler {
   stop(): Promise<Record<string, number>>;
 }
 
-/** Samples each worker's used heap every `intervalMs` until stopped. */
+/**
+ * Samples each worker's used heap every `intervalMs` until stopped. A
+ * session that has answered nothing for a second is opened again: workerd
+ * was seen to leave one isolate's new session unanswered for a whole
+ * archive while another's answered.
+ */
 export async function sampleHeaps(port: number, workers: string[], intervalMs = 100): Promise<HeapSampler> {
-  const list = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as {
-    id: string;
-    webSocketDebuggerUrl: string;
-  }[];
   const peaks: Record<string, number> = {};
-  const sockets: WebSocket[] = [];
-  for (const worker of workers) {
+  const sockets = new Map<string, { socket: WebSocket; openedAt: number; answered: boolean }>();
+  const open = async (worker: string) => {
+    const list = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as {
+      id: string;
+      webSocketDebuggerUrl: string;
+    }[];
     const target = list.find((t) => t.id === `core:user:${worker}`);
     if (!target) throw new Error(`the inspector lists no worker ${worker}`);
     const socket = new WebSocket(target.webSocketDebuggerUrl);
@@ -86,21 +91,38 @@ export async function sampleHeaps(port: number, workers: string[], intervalMs = 
       socket.onopen = resolve;
       socket.onerror = () => reject(new Error(`cannot open the inspector of ${worker}`));
     });
-    peaks[worker] = Number.NaN;
+    const session = { socket, openedAt: Date.now(), answered: false };
     // Events (an execution context created, …) come too: only answers carry a usedSize.
     socket.onmessage = (message) => {
       const answer = JSON.parse(String(message.data)) as { result?: { usedSize?: number } };
       const used = answer.result?.usedSize;
-      if (typeof used === "number")
+      if (typeof used === "number") {
+        session.answered = true;
         peaks[worker] = Math.max(Number.isNaN(peaks[worker]) ? 0 : (peaks[worker] ?? 0), used);
+      }
     };
-    sockets.push(socket);
+    sockets.get(worker)?.socket.close();
+    sockets.set(worker, session);
+  };
+  for (const worker of workers) {
+    peaks[worker] = Number.NaN;
+    await open(worker);
   }
   let id = 0;
+  let reopening = false;
   const timer = setInterval(() => {
-    for (const socket of sockets) {
-      if (socket.readyState === WebSocket.OPEN)
-        socket.send(JSON.stringify({ id: ++id, method: "Runtime.getHeapUsage" }));
+    for (const [worker, session] of sockets) {
+      if (!session.answered && !reopening && Date.now() - session.openedAt > 1000) {
+        reopening = true;
+        open(worker)
+          .catch(() => {})
+          .finally(() => {
+            reopening = false;
+          });
+        continue;
+      }
+      if (session.socket.readyState === WebSocket.OPEN)
+        session.socket.send(JSON.stringify({ id: ++id, method: "Runtime.getHeapUsage" }));
     }
   }, intervalMs);
   return {
@@ -108,7 +130,7 @@ export async function sampleHeaps(port: number, workers: string[], intervalMs = 
       clearInterval(timer);
       // Answers to the last requests.
       await new Promise((resolve) => setTimeout(resolve, intervalMs * 2));
-      for (const socket of sockets) socket.close();
+      for (const { socket } of sockets.values()) socket.close();
       return { ...peaks };
     },
   };
