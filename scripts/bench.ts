@@ -868,7 +868,8 @@ async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
     const rows = Math.min(...sizes);
     const timed = await benchStatsCost(rows, "distinct-paths", CONFIGS, DISTINCT_PATHS);
     const heap = await benchHeap(rows, 5 * timed.archiveMs + 60_000, SEEDED_COLUMNS, DISTINCT_PATHS);
-    return { pairs, distinct: { ...timed, heap } };
+    const seededHeap = await benchHeap(rows, 5 * timed.archiveMs + 60_000);
+    return { pairs, distinct: { ...timed, heap }, seededHeap };
   } finally {
     noStats.remove();
   }
@@ -877,13 +878,15 @@ async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
 interface StatsPass {
   pairs: { without: StatsCostResult; with: StatsCostResult }[];
   distinct: StatsCostResult & { heap: HeapResult };
+  /** The seeded day of the smallest size, with statistics, under the heap limit. */
+  seededHeap: HeapResult;
 }
 
 const mib = (n: number) => (Number.isNaN(n) ? "n/a" : (n / 1024 / 1024).toFixed(1));
 const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
 const met = (ok: boolean) => (ok ? "met" : "missed");
 
-function statsPassText({ pairs, distinct }: StatsPass): string {
+function statsPassText({ pairs, distinct, seededHeap }: StatsPass): string {
   const statsOf = (r: StatsCostResult) =>
     r.stats
       ? `${r.stats.requests.toLocaleString("en-US")} / ${r.stats.paths}${r.stats.pathsExact ? "" : " (named rows not all exact)"}`
@@ -913,7 +916,15 @@ function statsPassText({ pairs, distinct }: StatsPass): string {
           : [],
     ),
     "",
-    `The distinct-path day under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB): ${distinct.heap.error ? `did not finish: ${distinct.heap.error}` : `archive consumer ${mib(distinct.heap.archive)} MiB used heap at its peak, cleanup consumer ${mib(distinct.heap.cleanup)} MiB`}.`,
+    ...(
+      [
+        ["The distinct-path day", distinct.heap],
+        ["The seeded day", seededHeap],
+      ] as const
+    ).map(
+      ([day, heap]) =>
+        `${day} of ${distinct.rows.toLocaleString("en-US")} rows, with statistics, under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB; target: used heap, garbage included, at most 24 MiB): ${heap.error ? `did not finish: ${heap.error}` : `archive consumer ${mib(heap.archive)} MiB used heap at its peak, cleanup consumer ${mib(heap.cleanup)} MiB`}.`,
+    ),
   ].join("\n");
 }
 
