@@ -217,6 +217,16 @@ async function main(): Promise<void> {
     );
     timings.cleanup = Date.now() - t;
     const left = await status(date, true);
+    // The day's path statistics outlive its rows: answered from its rollups now that D1 holds none of them.
+    const stats = await admin("GET", `/admin/stats?from=${date}&to=${date}`);
+    const answer = stats.json as {
+      days?: { source: string; requests: number }[];
+      rows?: { path: string; method: string; requests: number; latency: { p99Ms: number | null } }[];
+    };
+    if (stats.status !== 200 || answer.days?.[0]?.requests !== run.rows.archived) {
+      throw new Error(`/admin/stats answered ${stats.status}: ${JSON.stringify(stats.json).slice(0, 300)}`);
+    }
+    const busiest = answer.rows?.[0];
 
     const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
     const s = (ms: number | undefined) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(1)} s`);
@@ -229,6 +239,7 @@ report for ${date}
   D1 rows read      ${(run.rows.d1RowsReadArchiving / run.rows.archived).toFixed(3)} per row archiving, ${(run.rows.d1RowsReadPlanning / run.rows.archived).toFixed(3)} per row planning
   time              start ${s(timings.start)}, seed ${s(timings.seed)}, archive ${s(timings.archive)}, verify ${s(timings.verify)}, cleanup ${s(timings.cleanup)}
   D1 rows left      ${left.d1Remaining} (d1_cleaned = ${cleaned.d1Cleaned ? 1 : 0})
+  path statistics   ${answer.days?.[0]?.requests} requests in ${answer.rows?.length} rows, from the ${answer.days?.[0]?.source}; busiest ${busiest?.method} ${busiest?.path}: ${busiest?.requests} requests, p99 ${busiest?.latency.p99Ms?.toFixed(0)} ms
   event loop        longest stall of this script ${loop.longestMs()} ms
 `);
   } catch (error) {
