@@ -360,8 +360,9 @@ async function benchHeap(
   timeoutMs: number,
   columns = SEEDED_COLUMNS,
   prepare: string | null = null,
+  semiSpaceMib?: number,
 ): Promise<HeapResult> {
-  const unlimit = limitIsolateHeaps(HEAP_LIMIT_MIB);
+  const unlimit = limitIsolateHeaps(HEAP_LIMIT_MIB, semiSpaceMib);
   const peaks: HeapResult = { archive: Number.NaN, cleanup: Number.NaN };
   try {
     return await withFreshStack(`bench-state-heap-${rows}`, async (stack, stateDir) => {
@@ -867,9 +868,23 @@ async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
     }
     const rows = Math.min(...sizes);
     const timed = await benchStatsCost(rows, "distinct-paths", CONFIGS, DISTINCT_PATHS);
-    const heap = await benchHeap(rows, 5 * timed.archiveMs + 60_000, SEEDED_COLUMNS, DISTINCT_PATHS);
-    const seededHeap = await benchHeap(rows, 5 * timed.archiveMs + 60_000);
-    return { pairs, distinct: { ...timed, heap }, seededHeap };
+    const timeout = (r: number) => 5 * timed.archiveMs * (r / rows) + 60_000;
+    const heaps: StatsPass["heaps"] = [];
+    for (const [day, size, prepare] of [
+      ["seeded", rows, null],
+      ["distinct paths", rows, DISTINCT_PATHS],
+      ...sizes.filter((s) => s !== rows).map((s) => ["seeded", s, null] as const),
+    ] as const) {
+      for (const semiSpaceMib of [undefined, YOUNG_LIMIT_MIB]) {
+        heaps.push({
+          day,
+          rows: size,
+          youngHeld: semiSpaceMib !== undefined,
+          heap: await benchHeap(size, timeout(size), SEEDED_COLUMNS, prepare, semiSpaceMib),
+        });
+      }
+    }
+    return { pairs, distinct: timed, heaps };
   } finally {
     noStats.remove();
   }
@@ -877,16 +892,19 @@ async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
 
 interface StatsPass {
   pairs: { without: StatsCostResult; with: StatsCostResult }[];
-  distinct: StatsCostResult & { heap: HeapResult };
-  /** The seeded day of the smallest size, with statistics, under the heap limit. */
-  seededHeap: HeapResult;
+  distinct: StatsCostResult;
+  /** Days with statistics under the heap limit: old space held, and the young generation too or not. */
+  heaps: { day: string; rows: number; youngHeld: boolean; heap: HeapResult }[];
 }
+
+/** The young generation's limit (V8's semi-space, MiB) of the heap passes that hold it too. */
+const YOUNG_LIMIT_MIB = 1;
 
 const mib = (n: number) => (Number.isNaN(n) ? "n/a" : (n / 1024 / 1024).toFixed(1));
 const sec = (ms: number | null) => (ms === null ? "n/a" : (ms / 1000).toFixed(1));
 const met = (ok: boolean) => (ok ? "met" : "missed");
 
-function statsPassText({ pairs, distinct, seededHeap }: StatsPass): string {
+function statsPassText({ pairs, distinct, heaps }: StatsPass): string {
   const statsOf = (r: StatsCostResult) =>
     r.stats
       ? `${r.stats.requests.toLocaleString("en-US")} / ${r.stats.paths}${r.stats.pathsExact ? "" : " (named rows not all exact)"}`
@@ -916,14 +934,15 @@ function statsPassText({ pairs, distinct, seededHeap }: StatsPass): string {
           : [],
     ),
     "",
-    ...(
-      [
-        ["The distinct-path day", distinct.heap],
-        ["The seeded day", seededHeap],
-      ] as const
-    ).map(
-      ([day, heap]) =>
-        `${day} of ${distinct.rows.toLocaleString("en-US")} rows, with statistics, under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB; target: used heap, garbage included, at most 24 MiB): ${heap.error ? `did not finish: ${heap.error}` : `archive consumer ${mib(heap.archive)} MiB used heap at its peak, cleanup consumer ${mib(heap.cleanup)} MiB`}.`,
+    "",
+    `Days with statistics under the heap limit (old space held to ${HEAP_LIMIT_MIB} MiB; target: each consumer's used heap, garbage included, at most 24 MiB), and again with V8's young generation held to a semi-space of ${YOUNG_LIMIT_MIB} MiB, where the used heap counts little garbage beside old space:`,
+    "",
+    "| day | rows | young generation | archive consumer MiB | cleanup consumer MiB | target 24 MiB |",
+    "|---|---|---|---|---|---|",
+    ...heaps.map(({ day, rows, youngHeld, heap }) =>
+      heap.error
+        ? `| ${day} | ${rows.toLocaleString("en-US")} | ${youngHeld ? `held to ${YOUNG_LIMIT_MIB} MiB` : "V8's default"} | did not finish: ${heap.error.replaceAll("|", "/")} | | missed |`
+        : `| ${day} | ${rows.toLocaleString("en-US")} | ${youngHeld ? `held to ${YOUNG_LIMIT_MIB} MiB` : "V8's default"} | ${mib(heap.archive)} | ${mib(heap.cleanup)} | ${met(Math.max(heap.archive, heap.cleanup) <= 24 * 1024 * 1024)} |`,
     ),
   ].join("\n");
 }

@@ -15,10 +15,14 @@ const V8_FLAGS = "MINIFLARE_WORKERD_V8_FLAGS";
  * Makes every stack started from now on run each isolate with V8's old space
  * limited to `mib` MiB (\`--max-old-space-size\`: miniflare hands this
  * variable to workerd as V8 flags, and the stack inherits the environment).
- * Production gives an isolate 128 MB, the local runtime none. Returns the undo.
+ * Production gives an isolate 128 MB, the local runtime none. With
+ * `semiSpaceMib`, V8's young generation is held too (\`--max-semi-space-size\`):
+ * the used heap then counts little garbage beside what old space holds.
+ * Returns the undo.
  */
-export function limitIsolateHeaps(mib: number): () => void {
-  process.env[V8_FLAGS] = `--max-old-space-size=${mib}`;
+export function limitIsolateHeaps(mib: number, semiSpaceMib?: number): () => void {
+  process.env[V8_FLAGS] =
+    `--max-old-space-size=${mib}${semiSpaceMib === undefined ? "" : ` --max-semi-space-size=${semiSpaceMib}`}`;
   return () => {
     delete process.env[V8_FLAGS];
   };
