@@ -46,7 +46,8 @@ CREATE TABLE path_stats_days (
   runs INTEGER NOT NULL, -- committed runs counted
   state TEXT NOT NULL CHECK (state IN ('current', 'stale')),
   stale_reason TEXT, -- why the rows no longer say what the archives hold
-  version INTEGER NOT NULL, -- raised by every write
+  version INTEGER NOT NULL, -- raised by every write: a write conditional on the version it read
+  written_by TEXT NOT NULL, -- the run or recount that wrote the row last
   updated_at TEXT NOT NULL,
   PRIMARY KEY (table_name, date)
 );

@@ -47,19 +47,37 @@ export async function statsStatements(
   const committed = `EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?4 AND status = 'archived' AND archived_at = ?5)
     AND (SELECT version FROM path_stats_days WHERE table_name = ?1 AND date = ?2) IS ?6`;
   const bound = [...key, null, run.run_id, commit.completedAt, day?.version ?? null] as const;
-  const dropChunks = db.prepare("DELETE FROM path_stats_chunks WHERE run_id = ?1").bind(run.run_id);
+  // The run's chunk rollups go once this batch committed it (a finalizer whose claim was taken over leaves them).
+  const dropChunks = db
+    .prepare(
+      `DELETE FROM path_stats_chunks WHERE run_id = ?1
+         AND EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?1 AND status = 'archived' AND archived_at = ?2)`,
+    )
+    .bind(run.run_id, commit.completedAt);
+  // Last in the batch: if the day changed after it was read here (a recount finished), nothing above applied,
+  // and the day says so rather than leave this run out. (The writer's id tells, where a version could collide.)
+  const changedMeanwhile = db
+    .prepare(
+      `UPDATE path_stats_days SET state = 'stale', version = version + 1, written_by = ?4, updated_at = ?5,
+         stale_reason = 'the day changed while run ' || ?4 || ' committed'
+       WHERE table_name = ?1 AND date = ?2 AND written_by IS NOT ?4
+         AND EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?4 AND status = 'archived' AND archived_at = ?5)`,
+    )
+    .bind(...bound.slice(0, 5));
 
   const stale = (reason: string) => ({
     statements: [
       db
         .prepare(
           `INSERT INTO path_stats_days (table_name, date, requests, paths, paths_exact, runs, state, stale_reason,
-             version, updated_at)
-           SELECT ?1, ?2, 0, 0, 1, 1, 'stale', ?7, 1, ?5 WHERE ${committed}
+             version, written_by, updated_at)
+           SELECT ?1, ?2, 0, 0, 1, 1, 'stale', ?7, 1, ?4, ?5 WHERE ${committed}
            ON CONFLICT (table_name, date) DO UPDATE SET runs = runs + 1, state = 'stale',
-             stale_reason = excluded.stale_reason, version = version + 1, updated_at = excluded.updated_at`,
+             stale_reason = excluded.stale_reason, version = version + 1, written_by = excluded.written_by,
+             updated_at = excluded.updated_at`,
         )
         .bind(...bound, reason),
+      changedMeanwhile,
       dropChunks,
     ],
     summary: { state: "stale", reason },
@@ -82,7 +100,14 @@ export async function statsStatements(
     return stale(`run ${run.run_id} holds newer content of rows that earlier runs archived`);
   }
   try {
-    return await merged(db, config, run, chunks, day, commit, { key, committed, bound, dropChunks, stale });
+    return await merged(db, config, run, chunks, day, commit, {
+      key,
+      committed,
+      bound,
+      dropChunks,
+      changedMeanwhile,
+      stale,
+    });
   } catch (error) {
     // The statistics never hold the archive back: the run commits, and its day says why they are not counted.
     return stale(`its statistics could not be merged: ${errorMessage(error)}`);
@@ -101,10 +126,11 @@ async function merged(
     committed: string;
     bound: readonly unknown[];
     dropChunks: D1PreparedStatement;
+    changedMeanwhile: D1PreparedStatement;
     stale: (reason: string) => { statements: D1PreparedStatement[]; summary: Record<string, unknown> };
   },
 ): Promise<{ statements: D1PreparedStatement[]; summary: Record<string, unknown> }> {
-  const { key, committed, bound, dropChunks, stale } = sql;
+  const { key, committed, bound, dropChunks, changedMeanwhile, stale } = sql;
   const tracked = trackedPairs(config.STATS_MAX_PATHS);
   let rollup = new DayRollup(tracked);
   if (day) {
@@ -142,22 +168,14 @@ async function merged(
       db
         .prepare(
           `INSERT INTO path_stats_days (table_name, date, requests, paths, paths_exact, runs, state, stale_reason,
-             version, updated_at)
-           SELECT ?1, ?2, ?7, ?8, ?9, 1, 'current', NULL, 1, ?5 WHERE ${committed}
+             version, written_by, updated_at)
+           SELECT ?1, ?2, ?7, ?8, ?9, 1, 'current', NULL, 1, ?4, ?5 WHERE ${committed}
            ON CONFLICT (table_name, date) DO UPDATE SET requests = excluded.requests, paths = excluded.paths,
              paths_exact = excluded.paths_exact, runs = runs + 1, version = version + 1,
-             updated_at = excluded.updated_at`,
+             written_by = excluded.written_by, updated_at = excluded.updated_at`,
         )
         .bind(...bound, expected, rows.length, pathsExact ? 1 : 0),
-      // The day changed after it was read here: none of the above applied, and the day says so.
-      db
-        .prepare(
-          `UPDATE path_stats_days SET state = 'stale', version = version + 1, updated_at = ?5,
-             stale_reason = 'the day changed while run ' || ?4 || ' committed'
-           WHERE table_name = ?1 AND date = ?2 AND version IS NOT ifnull(?6 + 1, 1)
-             AND EXISTS (SELECT 1 FROM archive_runs WHERE run_id = ?4 AND status = 'archived' AND archived_at = ?5)`,
-        )
-        .bind(...bound),
+      changedMeanwhile,
       dropChunks,
     ],
     summary: { state: "current", requests: expected, paths: rows.length, pathsExact },

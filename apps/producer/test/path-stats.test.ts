@@ -14,7 +14,7 @@ import { planCleanup } from "../src/plan-cleanup.ts";
 import { failRunByOperator } from "../src/runs.ts";
 import type { StatsAnswer } from "../src/stats/path-stats.ts";
 import { daysDueForRecount, planRecount } from "../src/stats/plan-recount.ts";
-import { capturingQueue, deliver, deliverAll, deliverCleanup } from "./faults.ts";
+import { capturingQueue, deliver, deliverAll, deliverCleanup, faultyD1 } from "./faults.ts";
 import { type EventRow, event, insertEvents, insertEventWithId, random, runsOf } from "./helpers.ts";
 import worker from "./worker.ts";
 
@@ -30,6 +30,7 @@ const RULES_DAY = "2026-05-23";
 const BACKFILL_DAY = "2026-05-22";
 const HUGE_DAY = "2026-05-19";
 const SPARSE_DAY = "2026-05-18";
+const RACE_DAY = "2026-05-17";
 const NOW = new Date("2026-05-24T01:00:00Z");
 const STATUSES = [200, 200, 200, 200, 201, 204, 301, 304, 400, 401, 404, 404, 429, 500, 502, 503];
 
@@ -299,6 +300,50 @@ describe("path statistics", () => {
     expect(after.days[0]).toMatchObject({ source: "rollups", requests: 300 });
     expect(after.rows).toEqual(before.rows);
     expect(after.rows).toMatchObject([{ path: "/users/:id", method: "GET", requests: 300, bytes: { max: null } }]);
+  });
+
+  it("mark a day stale when it changed while a run committed (a recount finished meanwhile), not leave the run out", async () => {
+    await insertEvents(requests(RACE_DAY, 500, 51));
+    await deliverAll((testEnv) => planArchive(testEnv, RACE_DAY, NOW), {}, "archive-chunks");
+    expect(await dayRecord(RACE_DAY)).toMatchObject({ state: "current", requests: 500 });
+    await insertEvents(requests(RACE_DAY, 100, 52, 500));
+    // The late-row run's commit is held just before its batch, while another writer's write to the day lands.
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reached = () => {};
+    const stalled = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const held = faultyD1([
+      {
+        match: /INSERT INTO path_stats_days/,
+        times: 1,
+        effect: "stall",
+        until: async () => {
+          reached();
+          await gate;
+        },
+      },
+    ]);
+    const late = await planned(RACE_DAY);
+    expect(late.messages).toHaveLength(1);
+    const delivering = deliver(late.messages[0], { ...env, D1: held } as Env);
+    await stalled;
+    // As a recount's write would: one version up, its own id.
+    await env.D1.prepare(
+      "UPDATE path_stats_days SET version = version + 1, written_by = 'a-recount' WHERE table_name = 'traffic_events' AND date = ?1",
+    )
+      .bind(RACE_DAY)
+      .run();
+    release();
+    expect(await delivering).toBe("ack");
+    expect(await dayRecord(RACE_DAY)).toMatchObject({
+      state: "stale",
+      requests: 500,
+      stale_reason: expect.stringMatching(/^the day changed while run .* committed$/),
+    });
   });
 
   it("are reported by health when a day's rollups do not count the rows its archives hold", async () => {

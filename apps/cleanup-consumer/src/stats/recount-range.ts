@@ -140,11 +140,11 @@ async function finishRecount(db: D1Database, config: Config, recount: RecountRow
     db
       .prepare(
         `INSERT INTO path_stats_days (table_name, date, requests, paths, paths_exact, runs, state, stale_reason,
-           version, updated_at)
-         SELECT ?1, ?2, ?6, ?7, ?8, ?9, 'current', NULL, 1, ?10 WHERE ${unchanged}
+           version, written_by, updated_at)
+         SELECT ?1, ?2, ?6, ?7, ?8, ?9, 'current', NULL, 1, ?4, ?10 WHERE ${unchanged}
          ON CONFLICT (table_name, date) DO UPDATE SET requests = excluded.requests, paths = excluded.paths,
            paths_exact = excluded.paths_exact, runs = excluded.runs, state = 'current', stale_reason = NULL,
-           version = version + 1, updated_at = excluded.updated_at`,
+           version = version + 1, written_by = excluded.written_by, updated_at = excluded.updated_at`,
       )
       .bind(
         recount.table_name,
@@ -157,16 +157,15 @@ async function finishRecount(db: D1Database, config: Config, recount: RecountRow
         recount.runs,
         at,
       ),
-    // Done if the day's record is the one just written, else abandoned: the day changed while it was counted.
+    // Done if the day's record is the one just written (by this recount), else abandoned: it changed meanwhile.
     db
       .prepare(
-        `UPDATE path_stats_recounts SET finished_at = ?3,
-           state = CASE WHEN (SELECT version FROM path_stats_days WHERE table_name = ?4 AND date = ?5) IS ifnull(?2 + 1, 1)
-                        AND (SELECT state FROM path_stats_days WHERE table_name = ?4 AND date = ?5) = 'current'
+        `UPDATE path_stats_recounts SET finished_at = ?2,
+           state = CASE WHEN (SELECT written_by FROM path_stats_days WHERE table_name = ?3 AND date = ?4) = ?1
                    THEN 'done' ELSE 'abandoned' END
          WHERE recount_id = ?1 AND state = 'counting' RETURNING state`,
       )
-      .bind(recount.recount_id, recount.day_version, at, recount.table_name, recount.date),
+      .bind(recount.recount_id, at, recount.table_name, recount.date),
     db.prepare("DELETE FROM path_stats_chunks WHERE run_id = ?1").bind(recount.recount_id),
   ]);
   const state = (rest.at(-2)?.results[0] as { state?: string } | undefined)?.state;

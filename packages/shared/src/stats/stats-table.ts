@@ -55,6 +55,8 @@ export interface PathStatsDayRecord {
   stale_reason: string | null;
   /** Raised by every write: a write conditional on the version it read cannot undo another's. */
   version: number;
+  /** The run or recount that wrote the record last: a writer tells its own write from another's. */
+  written_by: string;
   updated_at: string;
 }
 
