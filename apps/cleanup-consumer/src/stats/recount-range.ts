@@ -135,7 +135,7 @@ async function finishRecount(db: D1Database, config: Config, recount: RecountRow
     AND (SELECT version FROM path_stats_days WHERE table_name = ?1 AND date = ?2) IS ?5`;
   const params = [recount.recount_id, recount.day_version] as const;
   const at = now.toISOString();
-  const [, , ...rest] = await db.batch([
+  const results = await db.batch([
     ...dayRowsStatements(db, { table: recount.table_name, date: recount.date, rows }, unchanged, params),
     db
       .prepare(
@@ -168,7 +168,8 @@ async function finishRecount(db: D1Database, config: Config, recount: RecountRow
       .bind(recount.recount_id, at, recount.table_name, recount.date),
     db.prepare("DELETE FROM path_stats_chunks WHERE run_id = ?1").bind(recount.recount_id),
   ]);
-  const state = (rest.at(-2)?.results[0] as { state?: string } | undefined)?.state;
+  // The recount's own UPDATE, second to last: 'done' or 'abandoned', or nothing if another delivery finished it.
+  const state = (results.at(-2)?.results[0] as { state?: string } | undefined)?.state;
   logEvent("stats.recount_finished", {
     recountId: recount.recount_id,
     table: recount.table_name,
