@@ -1,6 +1,5 @@
 import {
   ARCHIVED_ROWS,
-  type ArchivedTable,
   ArchiveReadError,
   archivedLineId,
   type ChunkRow,
@@ -10,10 +9,8 @@ import {
   exactRowsJson,
   idSql,
   logEvent,
-  type RunRow,
   tableOf,
   tableSql,
-  windowIds,
 } from "@path-stats/shared";
 import { newerContent } from "./newer-content.ts";
 import { continueLater, windowQueries } from "./query-budget.ts";

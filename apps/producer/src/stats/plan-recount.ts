@@ -50,17 +50,10 @@ export async function planRecount(
   tableName?: string | null,
 ): Promise<RecountPlan> {
   const date = parseClosedDate(dateInput, now);
-  const config = readConfig(env);
-  return planRecountOf(env, config, tableOf(config, tableName), date, now);
+  return planRecountOf(env, tableOf(readConfig(env), tableName), date, now);
 }
 
-async function planRecountOf(
-  env: Env,
-  config: Config,
-  table: ArchivedTable,
-  date: string,
-  now: Date,
-): Promise<RecountPlan> {
+async function planRecountOf(env: Env, table: ArchivedTable, date: string, now: Date): Promise<RecountPlan> {
   if (!table.stats) {
     throw new RecountRefusedError("no_stats", `${table.name} keeps no path statistics: nothing to count`);
   }
