@@ -15,6 +15,7 @@ import {
   rowOfRecord,
   type StatsAnswerRow,
   type StatsColumns,
+  statsColumnNames,
   tableSql,
   trackedPairs,
   valuesOfRow,
@@ -216,9 +217,7 @@ async function countFromD1(
   config: Config,
 ): Promise<DayRollup> {
   cost.d1Days++;
-  const names = [stats.path, stats.method, stats.status, stats.latencyMs, stats.bytes, stats.at].filter(
-    (name): name is string => name !== null,
-  );
+  const names = statsColumnNames(stats);
   const id = idSql(table);
   const statement = db.prepare(
     `SELECT ${id} AS __id, ${[...new Set(names)].map(quoteIdentifier).join(", ")} FROM ${tableSql(table)}
