@@ -4,12 +4,12 @@ import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
 import type { DayRollup } from "./stats/path-rollup.ts";
 import {
+  countTuples,
   type StatsColumns,
   StatsColumnsError,
   statsColumnNames,
   statsTupleSql,
   valuesOfRow,
-  valuesOfTuple,
 } from "./stats/stats-columns.ts";
 import { balanced, sqlString } from "./wide-sql.ts";
 
@@ -343,9 +343,8 @@ export async function* rangePages(
   const countRows = (rows: readonly Row[]) => {
     if (sink) for (const row of rows) sink.rollup.add(valuesOfRow(sink.columns, row));
   };
-  const countTuples = (json: string | null | undefined) => {
-    if (!sink) return;
-    for (const tuple of JSON.parse(json ?? "[]") as unknown[][]) sink.rollup.add(valuesOfTuple(sink.columns, tuple));
+  const countPageTuples = (json: string | null | undefined) => {
+    if (sink) countTuples(sink.columns, json ?? "[]", sink.rollup);
   };
   const textStatement = db.prepare(textPageSql(target, table, sink?.columns ?? null));
   const rowStatement = db.prepare(pageSql(target, table));
@@ -425,7 +424,7 @@ export async function* rangePages(
       limit = nextPageRows(limit, bytes.byteLength / page.lines, range.maxPageRows);
       if (full) next = fetchText(after, limit);
       const rowsRead = page.rowsRead + rereadRows + checkReads;
-      countTuples(page.stats);
+      countPageTuples(page.stats);
       yield { kind: "text", bytes, rows: page.lines, rowsRead, columns, waitMs, encodeMs };
       rereadRows = 0;
       continue;

@@ -89,6 +89,16 @@ export function rowFromJson(json: PathRollupJson): PathRollupRow {
   return { ...json, latency: { ...json.latency, sketch: QuantileSketch.fromJSON(json.latency.sketch) } };
 }
 
+/**
+ * A copy of `text` that keeps no other string alive. V8 makes a slice of a
+ * long string a view into it, so a path cut from a page's stats text
+ * (tuple-scanner.ts) and kept as a key would keep the whole page: the
+ * rollup keeps copies of the strings it keeps.
+ */
+function ownCopy<T>(value: T): T {
+  return typeof value === "string" ? (JSON.parse(JSON.stringify(value)) as T) : value;
+}
+
 const earlier = (a: number | string | null, b: number | string | null) => (a === null || (b !== null && b < a) ? b : a);
 const later = (a: number | string | null, b: number | string | null) => (a === null || (b !== null && b > a) ? b : a);
 const least = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
@@ -152,10 +162,10 @@ export class DayRollup {
     if (!newPairsAllowed || this.named >= this.maxTracked) return this.other;
     if (!byPath) {
       byPath = new Map();
-      this.rows.set(method, byPath);
+      this.rows.set(ownCopy(method), byPath);
     }
-    const created = emptyRow(path, method);
-    byPath.set(path, created);
+    const created = emptyRow(ownCopy(path), ownCopy(method));
+    byPath.set(created.path, created);
     this.named++;
     return created;
   }
@@ -182,8 +192,9 @@ export class DayRollup {
       row.latency.max = most(row.latency.max, ms);
       row.latency.sketch.add(ms);
     }
-    row.firstAt = earlier(row.firstAt, values.at);
-    row.lastAt = later(row.lastAt, values.at);
+    const at = values.at;
+    if (earlier(row.firstAt, at) !== row.firstAt) row.firstAt = ownCopy(at);
+    if (later(row.lastAt, at) !== row.lastAt) row.lastAt = ownCopy(at);
   }
 
   /** Adds another rollup (of another chunk or run of the day) to this one, within this one's bound. */

@@ -1,6 +1,16 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { PLAIN_NAME, parseArchivedTables } from "../archived-table/archived-table.ts";
-import { parseStatsColumns, type StatsColumns, statsTupleSql, valuesOfRow, valuesOfTuple } from "./stats-columns.ts";
+import { DayRollup } from "./path-rollup.ts";
+import {
+  countTuples,
+  parseStatsColumns,
+  type StatsColumns,
+  statsTupleSql,
+  valuesOfRow,
+  valuesOfTuple,
+} from "./stats-columns.ts";
 
 const parse = (entry: unknown) => parseStatsColumns(entry, "stats", PLAIN_NAME);
 
@@ -58,5 +68,50 @@ describe("stats columns", () => {
     expect(
       parseArchivedTables({ ARCHIVE_TABLES: [{ table: "t", idColumn: "id", dayColumn: "d" }], ARCHIVE_STATS: {} }, 3),
     ).toEqual(["ARCHIVE_TABLES: set it or ARCHIVE_STATS, not both"]);
+  });
+
+  it("counts a page's tuples as valuesOfTuple reads them", () => {
+    const stats = parse({
+      path: "p",
+      method: "m",
+      status: "s",
+      at: "t",
+      pathRules: [["/[0-9]+", "/:id"]],
+    }) as StatsColumns;
+    const tuples = [
+      ["/users/1", "GET", 200, null, null, 5],
+      ["/users/2", "GET", 404, null, null, 3],
+      ["/users/3", "POST", 500, null, null, "x"],
+    ];
+    const scanned = new DayRollup(10);
+    const parsed = new DayRollup(10);
+    expect(countTuples(stats, JSON.stringify(tuples), scanned)).toBe(3);
+    for (const tuple of tuples) parsed.add(valuesOfTuple(stats, tuple));
+    expect(scanned.toJSON()).toStrictEqual(parsed.toJSON());
+  });
+
+  it("keeps no page's text alive through the paths and times its rollup keeps", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const stats = parse({ path: "p", at: "t" }) as StatsColumns;
+    const rollup = new DayRollup(1000);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let page = 0; page < 200; page++) {
+      // About 150 KB of tuples; the first row's path is new, and long enough that V8 would make a cut of it a view.
+      const rows = Array.from({ length: 2000 }, (_, i) => [
+        i === 0 ? `/a/path/first/seen/on/page/${page}` : "/the/path/of/every/other/row",
+        null,
+        null,
+        null,
+        null,
+        `2026-05-17T00:00:00.${String(page * 2000 + i).padStart(6, "0")}Z`,
+      ]);
+      countTuples(stats, JSON.stringify(rows), rollup);
+    }
+    gc();
+    // 200 pages kept alive would be about 30 MB.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(4 * 1024 * 1024);
+    expect(rollup.requests).toBe(400_000);
   });
 });

@@ -1,5 +1,6 @@
 import { quoteIdentifier } from "../jsonl.ts";
-import type { RequestValues } from "./path-rollup.ts";
+import type { DayRollup, RequestValues } from "./path-rollup.ts";
+import { forEachTuple } from "./tuple-scanner.ts";
 
 /**
  * Which columns of an archived table the path statistics are counted from
@@ -147,17 +148,34 @@ function normalizedPath(stats: StatsColumns, value: unknown): string | null {
   return path;
 }
 
-/** One row's values from its tuple (statsTupleSql). */
-export function valuesOfTuple(stats: StatsColumns, tuple: readonly unknown[]): RequestValues {
+/**
+ * One row's values from its tuple (statsTupleSql), written into `into` when
+ * given (a reader of many rows reuses one object) or a new object.
+ */
+export function valuesOfTuple(
+  stats: StatsColumns,
+  tuple: readonly unknown[],
+  into: RequestValues = { path: null, method: null, status: null, latencyMs: null, bytes: null, at: null },
+): RequestValues {
   const at = tuple[5];
-  return {
-    path: normalizedPath(stats, tuple[0]),
-    method: typeof tuple[1] === "string" || typeof tuple[1] === "number" ? String(tuple[1]) : null,
-    status: numberOrNull(tuple[2]),
-    latencyMs: numberOrNull(tuple[3]),
-    bytes: numberOrNull(tuple[4]),
-    at: typeof at === "number" || typeof at === "string" ? at : null,
-  };
+  into.path = normalizedPath(stats, tuple[0]);
+  into.method = typeof tuple[1] === "string" || typeof tuple[1] === "number" ? String(tuple[1]) : null;
+  into.status = numberOrNull(tuple[2]);
+  into.latencyMs = numberOrNull(tuple[3]);
+  into.bytes = numberOrNull(tuple[4]);
+  into.at = typeof at === "number" || typeof at === "string" ? at : null;
+  return into;
+}
+
+/**
+ * Counts a text page's rows in `rollup` from their tuples, as the page query
+ * gathers them (statsTupleSql, in one JSON array), scanned a tuple at a time
+ * (tuple-scanner.ts: a page parsed whole cost the heap target). Returns the
+ * rows counted.
+ */
+export function countTuples(stats: StatsColumns, json: string, rollup: DayRollup): number {
+  const values = valuesOfTuple(stats, []);
+  return forEachTuple(json, (tuple) => rollup.add(valuesOfTuple(stats, tuple, values)));
 }
 
 /** One row's values from the row as D1 returns it (a row page's rows). */
