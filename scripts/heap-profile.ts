@@ -1,5 +1,5 @@
 /**
- * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0] [--wide N]`: what holds each
+ * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0] [--alloc-ms 0] [--wide N]`: what holds each
  * consumer's JavaScript heap. On a fresh local stack, archives and then
  * cleans one seeded day; while each consumer works it samples the isolate's
  * used heap about every 100 ms and, from `--at` seconds in, takes a few heap
@@ -10,7 +10,8 @@
  * size.) With `--cpu-ms`, each consumer's CPU and the local D1's are first
  * sampled for that long and their busiest functions printed. Locally they all
  * run on one workerd thread: a profile's "(program)" and "(idle)" include the
- * time the thread spent in the other isolates.
+ * time the thread spent in the other isolates. With `--alloc-ms`, what each
+ * consumer allocates for that long, garbage included, summed by function.
  *
  * With `--max-heap-mb N`, workerd runs every isolate with V8's old space
  * limited to N MiB (`--max-old-space-size`, through miniflare's
@@ -27,6 +28,7 @@ import { admin, archiveStatus, cliArgs, localD1File, ROOT, sleep } from "./lib.t
 import { seedInWorker } from "./seed.ts";
 import { SEEDED_COLUMNS, widen } from "./widen.ts";
 import {
+  allocationProfileSummary,
   cpuProfileSummary,
   findInspectorPort,
   type HeapGroup,
@@ -48,6 +50,7 @@ async function profile(
   done: () => Promise<boolean>,
   atSeconds: number,
   cpuMs: number,
+  allocMs: number,
 ): Promise<string> {
   const session = await openInspector(port, worker);
   let used = 0;
@@ -75,6 +78,16 @@ async function profile(
       if (!cpu) continue;
       console.log(`${name}: CPU self time over ${Math.round(cpu.totalMs)} ms`);
       for (const f of cpu.functions.slice(0, 20)) console.log(`${f.ms.toFixed(0).padStart(7)} ms  ${f.name}`);
+    }
+  }
+  if (allocMs) {
+    const allocated = await allocationProfileSummary(session, allocMs).catch((error: Error) => {
+      console.log(`(no allocation profile: ${error.message})`);
+      return null;
+    });
+    if (allocated) {
+      console.log(`${worker}: allocated over ${allocMs} ms, garbage included: ${mib(allocated.totalBytes)} MiB`);
+      for (const f of allocated.functions.slice(0, 20)) console.log(`${mib(f.bytes).padStart(7)} MiB  ${f.name}`);
     }
   }
   const started = Date.now();
@@ -125,6 +138,7 @@ async function main(): Promise<void> {
       rows: { type: "string", default: "1000000" },
       at: { type: "string", default: "3" },
       "cpu-ms": { type: "string", default: "0" },
+      "alloc-ms": { type: "string", default: "0" },
       "max-heap-mb": { type: "string" },
       wide: { type: "string" },
     },
@@ -136,6 +150,7 @@ async function main(): Promise<void> {
   const rows = Number(values.rows);
   const at = Number(values.at);
   const cpuMs = Number(values["cpu-ms"]);
+  const allocMs = Number(values["alloc-ms"]);
   if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows must be a positive integer, got ${values.rows}`);
   if (!(at >= 0)) throw new Error(`--at must be seconds, got ${values.at}`);
   if (values["max-heap-mb"] !== undefined) {
@@ -163,7 +178,15 @@ async function main(): Promise<void> {
       ["cleanup", "cleaned", "path-stats-cleanup-consumer"],
     ] as const) {
       console.log(`${action} ...`);
-      const report = await profile(port, worker, trigger(action), async () => (await state()) === finished, at, cpuMs);
+      const report = await profile(
+        port,
+        worker,
+        trigger(action),
+        async () => (await state()) === finished,
+        at,
+        cpuMs,
+        allocMs,
+      );
       console.log(report);
       reports.push(report);
     }

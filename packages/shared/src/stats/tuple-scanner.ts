@@ -42,6 +42,8 @@ export class TupleScanError extends Error {
  */
 export function forEachTuple(json: string, onTuple: (tuple: readonly TupleValue[]) => void): number {
   const tuple: TupleValue[] = [];
+  /** Values of the tuple being read so far; the rest of `tuple` still holds the tuple before. */
+  let width = 0;
   let at = 0;
   let count = 0;
 
@@ -70,7 +72,13 @@ export function forEachTuple(json: string, onTuple: (tuple: readonly TupleValue[
     }
     at++; // the closing quote
     // Escapes are rare in paths and methods: JSON.parse reads them exactly.
-    return escaped ? (JSON.parse(json.slice(start, at)) as string) : json.slice(start + 1, at - 1);
+    if (escaped) return JSON.parse(json.slice(start, at)) as string;
+    // The same text as this value of the tuple before (a method, mostly) is that string again, not a new one.
+    const before = tuple[width];
+    if (typeof before === "string" && before.length === at - start - 2 && json.startsWith(before, start + 1)) {
+      return before;
+    }
+    return json.slice(start + 1, at - 1);
   };
 
   const readNumber = (): number => {
@@ -111,9 +119,13 @@ export function forEachTuple(json: string, onTuple: (tuple: readonly TupleValue[
   } else {
     for (;;) {
       expect(OPEN);
-      tuple.length = 0;
+      // Written in place: emptying the array (length = 0) would drop its storage, and each tuple grow it again.
+      width = 0;
       for (;;) {
-        tuple.push(readValue());
+        // Read before it is written over: readString compares with the value it replaces.
+        const value = readValue();
+        tuple[width] = value;
+        width++;
         const code = json.charCodeAt(at++);
         if (code === CLOSE) break;
         if (code !== COMMA) {
@@ -121,6 +133,7 @@ export function forEachTuple(json: string, onTuple: (tuple: readonly TupleValue[
           fail("expected , or ]");
         }
       }
+      if (width < tuple.length) tuple.length = width;
       onTuple(tuple);
       count++;
       const code = json.charCodeAt(at++);
