@@ -4,11 +4,10 @@ import { readTableColumns, type TableColumn } from "./exact-rows.ts";
 import { encodeRows, jsonLineSql, quoteIdentifier, UnencodableValueError } from "./jsonl.ts";
 import type { DayRollup } from "./stats/path-rollup.ts";
 import {
-  countTuples,
+  countLines,
   type StatsColumns,
   StatsColumnsError,
   statsColumnNames,
-  statsTupleSql,
   valuesOfRow,
 } from "./stats/stats-columns.ts";
 import { balanced, sqlString } from "./wide-sql.ts";
@@ -96,14 +95,12 @@ interface TextPage {
   /** The last row's id, and the lines joined by newlines. */
   last: number | null;
   text: string | null;
-  /** With statistics: the rows' stats values as a JSON array of tuples (statsTupleSql). */
-  stats?: string | null;
 }
 
 /**
  * Where a range read counts the path statistics of the rows it gives out:
- * each row once, as it is archived, from values its page query reads
- * beside the line (no row is read twice for them).
+ * each row once, as it is archived, from the values of its line (a text
+ * page) or row (a row page): no row is read twice for them.
  */
 export interface StatsSink {
   columns: StatsColumns;
@@ -119,7 +116,7 @@ type TextAnswer = (TextPage & { rowsRead: number }) | "too big";
  * `lines` < `scanned` says the page needs a row page. The conditions are a
  * balanced OR: a chain over 100 columns would be deeper than D1 allows.
  */
-function textPageSql(target: ArchivedTable, columns: readonly TableColumn[], stats: StatsColumns | null): string {
+function textPageSql(target: ArchivedTable, columns: readonly TableColumn[]): string {
   const inexact = columns.flatMap((c) => {
     const q = quoteIdentifier(c.name);
     // A BLOB that looks like SQLite's binary JSON would be written as JSON, not refused.
@@ -127,10 +124,8 @@ function textPageSql(target: ArchivedTable, columns: readonly TableColumn[], sta
     return [`${q} > 9007199254740991`, `${q} < -9007199254740991`, `typeof(${q}) = 'real'`];
   });
   const id = idSql(target);
-  const statsOuter = stats ? ", '[' || group_concat(stats, ',') || ']' AS stats" : "";
-  const statsInner = stats ? `, ${statsTupleSql(stats)} AS stats` : "";
-  return `SELECT count(*) AS scanned, count(line) AS lines, max(${ID}) AS last, group_concat(line, char(10)) AS text${statsOuter}
-    FROM (SELECT ${id} AS ${ID}, CASE WHEN ${balanced(inexact, "OR", "0")} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line${statsInner}
+  return `SELECT count(*) AS scanned, count(line) AS lines, max(${ID}) AS last, group_concat(line, char(10)) AS text
+    FROM (SELECT ${id} AS ${ID}, CASE WHEN ${balanced(inexact, "OR", "0")} THEN NULL ELSE ${jsonLineSql(columns.map((c) => c.name))} END AS line
       FROM ${tableSql(target)} WHERE ${dayRangeSql(target, 1, "(]")} ORDER BY ${id} LIMIT ?4)`;
 }
 
@@ -356,10 +351,10 @@ export async function* rangePages(
   const countRows = (rows: readonly Row[]) => {
     if (sink) for (const row of rows) sink.rollup.add(valuesOfRow(sink.columns, row));
   };
-  const countPageTuples = (json: string | null | undefined) => {
-    if (sink) countTuples(sink.columns, json ?? "[]", sink.rollup);
+  const countLinesOf = (text: string) => {
+    if (sink) countLines(sink.columns, columns, text, sink.rollup);
   };
-  const textStatement = db.prepare(textPageSql(target, table, sink?.columns ?? null));
+  const textStatement = db.prepare(textPageSql(target, table));
   const rowStatement = db.prepare(pageSql(target, table));
   const wideStatement = db.prepare(wideRowsSql(target, table));
   const textBytesStatement = db.prepare(textBytesSql(target, columns));
@@ -437,7 +432,7 @@ export async function* rangePages(
       limit = nextPageRows(limit, bytes.byteLength / page.lines, range.maxPageRows);
       if (full) next = fetchText(after, limit);
       const rowsRead = page.rowsRead + rereadRows + checkReads;
-      countPageTuples(page.stats);
+      countLinesOf(page.text as string);
       yield { kind: "text", bytes, rows: page.lines, rowsRead, columns, waitMs, encodeMs };
       rereadRows = 0;
       continue;

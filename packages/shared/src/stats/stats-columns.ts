@@ -1,6 +1,5 @@
-import { quoteIdentifier } from "../jsonl.ts";
+import { forEachLine } from "./line-scanner.ts";
 import type { DayRollup, RequestValues } from "./path-rollup.ts";
-import { forEachTuple } from "./tuple-scanner.ts";
 
 /**
  * Which columns of an archived table the path statistics are counted from
@@ -28,7 +27,7 @@ export interface PathRule {
   replace: string;
 }
 
-/** The value keys of StatsColumns, in the order statsTupleSql writes them. */
+/** The value keys of StatsColumns, in the order of a row's tuple (valuesOfTuple). */
 const VALUE_KEYS = ["path", "method", "status", "latencyMs", "bytes", "at"] as const;
 const ENTRY_KEYS: readonly string[] = [...VALUE_KEYS, "pathRules"];
 
@@ -121,23 +120,6 @@ export function statsColumnNames(stats: StatsColumns): string[] {
   return VALUE_KEYS.map((key) => stats[key]).filter((name): name is string => name !== null);
 }
 
-/**
- * The row's statistics values as one JSON array, in VALUE_KEYS order, for
- * a page query to gather beside its lines. Text pages hold no REAL and no
- * integer beyond ±2^53 (range-pages.ts), so JSON carries their values
- * exactly; `alias` qualifies the columns.
- */
-export function statsTupleSql(stats: StatsColumns, alias?: string): string {
-  const values = VALUE_KEYS.map((key) => {
-    const name = stats[key];
-    if (name === null) return "NULL";
-    const column = alias ? `${alias}.${quoteIdentifier(name)}` : quoteIdentifier(name);
-    // json_array() fails the whole query on a BLOB; a BLOB is no path, status or number, and fails its run anyway.
-    return `CASE WHEN typeof(${column}) <> 'blob' THEN ${column} END`;
-  });
-  return `json_array(${values.join(", ")})`;
-}
-
 const numberOrNull = (value: unknown): number | null => (typeof value === "number" ? value : null);
 
 /** The path as grouped: text as it is (numbers as their text), after the rules; anything else is no path. */
@@ -149,7 +131,8 @@ function normalizedPath(stats: StatsColumns, value: unknown): string | null {
 }
 
 /**
- * One row's values from its tuple (statsTupleSql), written into `into` when
+ * One row's values from its tuple (the stats columns' values in VALUE_KEYS
+ * order), written into `into` when
  * given (a reader of many rows reuses one object) or a new object.
  */
 export function valuesOfTuple(
@@ -168,14 +151,17 @@ export function valuesOfTuple(
 }
 
 /**
- * Counts a text page's rows in `rollup` from their tuples, as the page query
- * gathers them (statsTupleSql, in one JSON array), scanned a tuple at a time
- * (tuple-scanner.ts: a page parsed whole cost the heap target). Returns the
- * rows counted.
+ * Counts a text page's rows in `rollup` from the page's lines, as archived
+ * (`columns`: the table's, in order), reading only the stats columns'
+ * values (line-scanner.ts). Returns the rows counted.
  */
-export function countTuples(stats: StatsColumns, json: string, rollup: DayRollup): number {
+export function countLines(stats: StatsColumns, columns: readonly string[], text: string, rollup: DayRollup): number {
+  const positions = VALUE_KEYS.map((key) => {
+    const name = stats[key];
+    return name === null ? -1 : columns.indexOf(name);
+  });
   const values = valuesOfTuple(stats, []);
-  return forEachTuple(json, (tuple) => rollup.add(valuesOfTuple(stats, tuple, values)));
+  return forEachLine(text, columns.length, positions, (tuple) => rollup.add(valuesOfTuple(stats, tuple, values)));
 }
 
 /** One row's values from the row as D1 returns it (a row page's rows). */
