@@ -912,7 +912,7 @@ function statsPassText({ pairs, distinct, heaps }: StatsPass): string {
   const withoutOf = (rows: number) => pairs.find((c) => c.without.rows === rows)?.without.archiveMs ?? Number.NaN;
   const distinctRatio = distinct.archiveMs / withoutOf(distinct.rows);
   return [
-    "Path statistics (issue #23): the same seeded day archived without them (ARCHIVE_STATS removed) and with them, back to back, each on a fresh stack; then a day where every row has a path of its own. Target: the archive with statistics within 1.25× of the archive without; D1 reads per row unchanged (the statistics come from the page queries the archive makes).",
+    "Path statistics (issue #23): the same seeded day archived without them (ARCHIVE_STATS removed) and with them, back to back, each on a fresh stack; then a day where every row has a path of its own. Target: the archive with statistics within 1.25× of the archive without; D1 reads per row unchanged (the statistics are counted from the rows the archive reads).",
     "",
     "| rows | archive s: without / with statistics | with / without | target ≤ 1.25× | D1 reads / row (chunks): without / with | requests counted / rows kept |",
     "|---|---|---|---|---|---|",

@@ -91,8 +91,8 @@ export function rowFromJson(json: PathRollupJson): PathRollupRow {
 
 /**
  * A copy of `text` that keeps no other string alive. V8 makes a slice of a
- * long string a view into it, so a path cut from a page's stats text
- * (tuple-scanner.ts) and kept as a key would keep the whole page: the
+ * long string a view into it, so a path cut from a page's text
+ * (line-scanner.ts) and kept as a key would keep the whole page: the
  * rollup keeps copies of the strings it keeps.
  */
 function ownCopy<T>(value: T): T {
