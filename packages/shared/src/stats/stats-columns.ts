@@ -132,8 +132,8 @@ function normalizedPath(stats: StatsColumns, value: unknown): string | null {
 
 /**
  * One row's values from its tuple (the stats columns' values in VALUE_KEYS
- * order), written into `into` when
- * given (a reader of many rows reuses one object) or a new object.
+ * order), written into `into` when given (a reader of many rows reuses one
+ * object), else into a new object.
  */
 export function valuesOfTuple(
   stats: StatsColumns,
