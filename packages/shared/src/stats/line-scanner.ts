@@ -71,23 +71,31 @@ export function forEachLine(
     at++;
   };
 
+  /** The first backslash at or after `at` (text.length if none): strings before it hold no escape. */
+  let backslash = -1;
   /** Steps over a string from its opening quote; whether it holds an escape. */
   const skipString = (): boolean => {
     at++; // the opening quote
-    let escaped = false;
+    // indexOf runs natively: twice as fast as a loop here over every character of every value.
+    const close = text.indexOf('"', at);
+    if (close === -1) fail("unterminated string");
+    if (backslash < at) {
+      backslash = text.indexOf("\\", at);
+      if (backslash === -1) backslash = text.length;
+    }
+    if (backslash > close) {
+      at = close + 1;
+      return false;
+    }
+    // An escape before the quote: the string character by character (an escaped quote does not end it).
     for (;;) {
       const code = text.charCodeAt(at);
       if (code === QUOTE) break;
       if (Number.isNaN(code)) fail("unterminated string");
-      if (code === BACKSLASH) {
-        escaped = true;
-        at += 2;
-      } else {
-        at++;
-      }
+      at += code === BACKSLASH ? 2 : 1;
     }
     at++; // the closing quote
-    return escaped;
+    return true;
   };
 
   /** A string value; `before` is this slot's value in the line before, returned again if the text is the same. */
