@@ -71,7 +71,7 @@ export function forEachLine(
     at++;
   };
 
-  /** The first backslash at or after `at` (text.length if none): strings before it hold no escape. */
+  /** Where the next backslash is (text.length if none), looked up again once `at` passes it: a string closing before it holds no escape. */
   let backslash = -1;
   /** Steps over a string from its opening quote; whether it holds an escape. */
   const skipString = (): boolean => {
