@@ -257,6 +257,12 @@ export async function heapSnapshotSummary(session: InspectorSession): Promise<{ 
   return { total, groups: [...groups.values()].sort((a, b) => b.bytes - a.bytes) };
 }
 
+/** A profile's function as "name file:line" (the file without its folders), or "(anonymous)". */
+function frameName(frame: { functionName: string; url: string; lineNumber: number }): string {
+  const file = frame.url.split("/").at(-1) ?? "";
+  return `${frame.functionName || "(anonymous)"}${file ? ` ${file}:${frame.lineNumber + 1}` : ""}`;
+}
+
 /**
  * Samples the isolate's CPU for `ms` milliseconds (the DevTools profiler)
  * and sums self time by function (name and script), largest first.
@@ -283,8 +289,7 @@ export async function cpuProfileSummary(
     const frame = byNode.get(id)?.callFrame;
     const delta = (profile.timeDeltas[i] ?? 0) / 1000;
     totalMs += delta;
-    const file = frame?.url.split("/").at(-1) ?? "";
-    const name = `${frame?.functionName || "(anonymous)"}${file ? ` ${file}:${(frame?.lineNumber ?? 0) + 1}` : ""}`;
+    const name = frame ? frameName(frame) : "(anonymous)";
     selfMs.set(name, (selfMs.get(name) ?? 0) + delta);
   }
   const functions = [...selfMs.entries()].map(([name, ms]) => ({ name, ms })).sort((a, b) => b.ms - a.ms);
@@ -319,9 +324,7 @@ export async function allocationProfileSummary(
   const bytes = new Map<string, number>();
   let totalBytes = 0;
   const visit = (node: Node) => {
-    const frame = node.callFrame;
-    const file = frame.url.split("/").at(-1) ?? "";
-    const name = `${frame.functionName || "(anonymous)"}${file ? ` ${file}:${frame.lineNumber + 1}` : ""}`;
+    const name = frameName(node.callFrame);
     bytes.set(name, (bytes.get(name) ?? 0) + node.selfSize);
     totalBytes += node.selfSize;
     for (const child of node.children) visit(child);

@@ -160,11 +160,11 @@ export class DayRollup {
     const row = byPath?.get(path);
     if (row) return row;
     if (!newPairsAllowed || this.named >= this.maxTracked) return this.other;
+    const created = emptyRow(ownCopy(path), ownCopy(method));
     if (!byPath) {
       byPath = new Map();
-      this.rows.set(ownCopy(method), byPath);
+      this.rows.set(created.method, byPath);
     }
-    const created = emptyRow(ownCopy(path), ownCopy(method));
     byPath.set(created.path, created);
     this.named++;
     return created;
