@@ -106,15 +106,7 @@ export interface StatsSink {
   columns: StatsColumns;
   rollup: DayRollup;
 }
-/**
- * A text page as the reader keeps it: its lines already bytes (null when the
- * page is read again as rows), D1's string dropped as soon as it came. A
- * page's megabyte of text alive while the statistics make their garbage
- * made V8 enlarge its young generation (line-scanner.ts).
- */
-type TextAnswer =
-  | (Omit<TextPage, "text"> & { bytes: Uint8Array | null; rowsRead: number; encodeMs: number })
-  | "too big";
+type TextAnswer = (TextPage & { rowsRead: number }) | "too big";
 
 /**
  * The text page query (see above). A row's line is NULL when one of its
@@ -359,8 +351,8 @@ export async function* rangePages(
   const countRows = (rows: readonly Row[]) => {
     if (sink) for (const row of rows) sink.rollup.add(valuesOfRow(sink.columns, row));
   };
-  const countLinesOf = (lines: Uint8Array) => {
-    if (sink) countLines(sink.columns, columns, lines, sink.rollup);
+  const countLinesOf = (text: string) => {
+    if (sink) countLines(sink.columns, columns, text, sink.rollup);
   };
   const textStatement = db.prepare(textPageSql(target, table));
   const rowStatement = db.prepare(pageSql(target, table));
@@ -397,12 +389,7 @@ export async function* rangePages(
       .bind(range.date, after, range.rowidHi, limit)
       .all<TextPage>()
       .then(
-        ({ results, meta }): TextAnswer => {
-          const { text, ...page } = results[0] as TextPage;
-          const encodeStarted = Date.now();
-          const bytes = text !== null && page.lines === page.scanned ? linesBytes(text) : null;
-          return { ...page, bytes, rowsRead: meta.rows_read, encodeMs: Date.now() - encodeStarted };
-        },
+        ({ results, meta }): TextAnswer => ({ ...(results[0] as TextPage), rowsRead: meta.rows_read }),
         (error: unknown): TextAnswer => {
           if (isTooBig(error)) return "too big";
           throw error;
@@ -435,15 +422,17 @@ export async function* rangePages(
         next = fetchText(after, limit);
         continue;
       }
-    } else if (page.bytes !== null && page.last !== null) {
-      const { bytes, encodeMs } = page;
-      const checkReads = await checkBytes(bytes);
+    } else if (page.lines === page.scanned && page.last !== null) {
+      const encodeStarted = Date.now();
+      const bytes = linesBytes(page.text as string);
+      const encodeMs = Date.now() - encodeStarted;
+      const checkReads = await checkText(page.text as string);
       const full = page.scanned === limit;
       after = page.last;
       limit = nextPageRows(limit, bytes.byteLength / page.lines, range.maxPageRows);
       if (full) next = fetchText(after, limit);
       const rowsRead = page.rowsRead + rereadRows + checkReads;
-      countLinesOf(bytes);
+      countLinesOf(page.text as string);
       yield { kind: "text", bytes, rows: page.lines, rowsRead, columns, waitMs, encodeMs };
       rereadRows = 0;
       continue;

@@ -89,6 +89,16 @@ export function rowFromJson(json: PathRollupJson): PathRollupRow {
   return { ...json, latency: { ...json.latency, sketch: QuantileSketch.fromJSON(json.latency.sketch) } };
 }
 
+/**
+ * A copy of `text` that keeps no other string alive. V8 makes a slice of a
+ * long string a view into it, so a path cut from a page's text
+ * (line-scanner.ts) and kept as a key would keep the whole page: the
+ * rollup keeps copies of the strings it keeps.
+ */
+function ownCopy<T>(value: T): T {
+  return typeof value === "string" ? (JSON.parse(JSON.stringify(value)) as T) : value;
+}
+
 const earlier = (a: number | string | null, b: number | string | null) => (a === null || (b !== null && b < a) ? b : a);
 const later = (a: number | string | null, b: number | string | null) => (a === null || (b !== null && b > a) ? b : a);
 const least = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
@@ -150,7 +160,7 @@ export class DayRollup {
     const row = byPath?.get(path);
     if (row) return row;
     if (!newPairsAllowed || this.named >= this.maxTracked) return this.other;
-    const created = emptyRow(path, method);
+    const created = emptyRow(ownCopy(path), ownCopy(method));
     if (!byPath) {
       byPath = new Map();
       this.rows.set(created.method, byPath);
@@ -183,8 +193,8 @@ export class DayRollup {
       row.latency.sketch.add(ms);
     }
     const at = values.at;
-    row.firstAt = earlier(row.firstAt, at);
-    row.lastAt = later(row.lastAt, at);
+    if (earlier(row.firstAt, at) !== row.firstAt) row.firstAt = ownCopy(at);
+    if (later(row.lastAt, at) !== row.lastAt) row.lastAt = ownCopy(at);
   }
 
   /** Adds another rollup (of another chunk or run of the day) to this one, within this one's bound. */

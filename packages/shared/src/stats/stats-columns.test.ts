@@ -75,13 +75,13 @@ describe("stats columns", () => {
     ];
     const scanned = new DayRollup(10);
     const read = new DayRollup(10);
-    const lines = new TextEncoder().encode(rows.map((row) => `${JSON.stringify(row)}\n`).join(""));
-    expect(countLines(stats, ["id", "p", "m", "s", "t", "other"], lines, scanned)).toBe(3);
+    const text = rows.map((row) => JSON.stringify(row)).join("\n");
+    expect(countLines(stats, ["id", "p", "m", "s", "t", "other"], text, scanned)).toBe(3);
     for (const row of rows) read.add(valuesOfRow(stats, row));
     expect(scanned.toJSON()).toStrictEqual(read.toJSON());
   });
 
-  it("keeps no page alive through the paths and times its rollup keeps", () => {
+  it("keeps no page's text alive through the paths and times its rollup keeps", () => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
     const stats = parse({ path: "p", at: "t" }) as StatsColumns;
@@ -96,7 +96,7 @@ describe("stats columns", () => {
           t: `2026-05-17T00:00:00.${String(page * 2000 + i).padStart(6, "0")}Z`,
         }),
       );
-      countLines(stats, ["p", "t"], new TextEncoder().encode(lines.join("\n")), rollup);
+      countLines(stats, ["p", "t"], lines.join("\n"), rollup);
     }
     gc();
     // 200 pages kept alive would be about 30 MB.

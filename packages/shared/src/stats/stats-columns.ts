@@ -152,21 +152,16 @@ export function valuesOfTuple(
 
 /**
  * Counts a text page's rows in `rollup` from the page's lines, as archived
- * (UTF-8 JSON Lines; `columns`: the table's, in order), reading only the
- * stats columns' values (line-scanner.ts). Returns the rows counted.
+ * (`columns`: the table's, in order), reading only the stats columns'
+ * values (line-scanner.ts). Returns the rows counted.
  */
-export function countLines(
-  stats: StatsColumns,
-  columns: readonly string[],
-  lines: Uint8Array,
-  rollup: DayRollup,
-): number {
+export function countLines(stats: StatsColumns, columns: readonly string[], text: string, rollup: DayRollup): number {
   const positions = VALUE_KEYS.map((key) => {
     const name = stats[key];
     return name === null ? -1 : columns.indexOf(name);
   });
   const values = valuesOfTuple(stats, []);
-  return forEachLine(lines, columns.length, positions, (tuple) => rollup.add(valuesOfTuple(stats, tuple, values)));
+  return forEachLine(text, columns.length, positions, (tuple) => rollup.add(valuesOfTuple(stats, tuple, values)));
 }
 
 /** One row's values from the row as D1 returns it (a row page's rows). */
