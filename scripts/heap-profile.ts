@@ -4,8 +4,9 @@
  * cleans one seeded day; while each consumer works it samples the isolate's
  * used heap about every 100 ms and, from `--at` seconds in, takes a few heap
  * snapshots (each collects garbage first, so its total is the live heap),
- * summed by constructor. Prints the peaks and the largest snapshot's biggest
- * groups; writes them to .artifacts/heap/. (workerd's inspector does not
+ * summed by constructor. Prints the peaks (and when in the phase they came)
+ * and the largest snapshot's biggest groups; writes them to .artifacts/heap/
+ * with every sample of the used heap. (workerd's inspector does not
  * answer HeapProfiler.collectGarbage, so snapshots are the way to the live
  * size.) With `--cpu-ms`, each consumer's CPU and the local D1's are first
  * sampled for that long and their busiest functions printed. Locally they all
@@ -51,7 +52,7 @@ async function profile(
   atSeconds: number,
   cpuMs: number,
   allocMs: number,
-): Promise<string> {
+): Promise<{ report: string; series: string }> {
   const session = await openInspector(port, worker);
   let used = 0;
   let backing = 0;
@@ -91,6 +92,9 @@ async function profile(
     }
   }
   const started = Date.now();
+  /** Seconds into the phase and the used heap then: where the peak came, for the artifact. */
+  const series: string[] = [];
+  let peakAt = 0;
   while (!(await done())) {
     // Under load workerd sometimes leaves a sample unanswered: it is counted and skipped.
     const usage = await session
@@ -100,9 +104,11 @@ async function profile(
       unanswered++;
       continue;
     }
+    const seconds = (Date.now() - started) / 1000;
+    series.push(`${seconds.toFixed(1)} ${mib(usage.usedSize)}`);
+    if (usage.usedSize > used) peakAt = seconds;
     used = Math.max(used, usage.usedSize);
     backing = Math.max(backing, usage.backingStorageSize);
-    const seconds = (Date.now() - started) / 1000;
     // A snapshot collects garbage first: its total is the live heap at that moment.
     if (snapshots < SNAPSHOTS && seconds >= atSeconds + snapshots * SNAPSHOT_EVERY_S) {
       snapshots++;
@@ -114,8 +120,10 @@ async function profile(
     await sleep(100);
   }
   session.close();
+  const phase = (Date.now() - started) / 1000;
   const lines = [
-    `${worker}: peak used heap ${mib(used)} MiB (garbage included), peak ArrayBuffer backing stores ${mib(backing)} MiB` +
+    `${worker}: peak used heap ${mib(used)} MiB (garbage included) at ${peakAt.toFixed(1)} s of ${phase.toFixed(1)} s, ` +
+      `peak ArrayBuffer backing stores ${mib(backing)} MiB` +
       (unanswered ? ` (${unanswered} samples unanswered)` : ""),
   ];
   if (!largest) lines.push("(finished before the first snapshot)");
@@ -128,7 +136,7 @@ async function profile(
         .map((g) => `${mib(g.bytes).padStart(7)} MiB ${String(g.count).padStart(8)}  ${g.type}  ${g.name}`),
     );
   }
-  return lines.join("\n");
+  return { report: lines.join("\n"), series: `${worker}: used heap over the phase (s MiB): ${series.join(", ")}` };
 }
 
 async function main(): Promise<void> {
@@ -178,7 +186,7 @@ async function main(): Promise<void> {
       ["cleanup", "cleaned", "path-stats-cleanup-consumer"],
     ] as const) {
       console.log(`${action} ...`);
-      const report = await profile(
+      const { report, series } = await profile(
         port,
         worker,
         trigger(action),
@@ -188,7 +196,7 @@ async function main(): Promise<void> {
         allocMs,
       );
       console.log(report);
-      reports.push(report);
+      reports.push(report, series);
     }
     const dir = join(ROOT, ".artifacts", "heap");
     mkdirSync(dir, { recursive: true });

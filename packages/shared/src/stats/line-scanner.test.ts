@@ -87,6 +87,13 @@ describe("forEachLine", () => {
     }
   });
 
+  it("gives the line before's string again only for the same text", () => {
+    // Same length as the line before, differing in one character: first, middle, last; then the same again.
+    const values = ["GET", "SET", "GOT", "GEX", "GEX", "é", "è", "è", '"', "'"];
+    const text = values.map((v) => JSON.stringify({ m: v })).join("\n");
+    expect(scanned(text, [0], 1).map(([v]) => v)).toStrictEqual(values);
+  });
+
   it("reads keys that need escaping, and an empty page", () => {
     const text = linesOf([["x", 1]], ['a "key"', "b\\c"]);
     expect(scanned(text, [1, 0], 2)).toStrictEqual([[1, "x"]]);
