@@ -53,7 +53,7 @@ async function profile(
   cpuMs: number,
   allocMs: number,
 ): Promise<{ report: string; series: string }> {
-  const session = await openInspector(port, worker);
+  let session = await openInspector(port, worker);
   let used = 0;
   let backing = 0;
   let largest: { at: number; usedBefore: number; total: number; groups: HeapGroup[] } | null = null;
@@ -96,12 +96,15 @@ async function profile(
   const series: string[] = [];
   let peakAt = 0;
   while (!(await done())) {
-    // Under load workerd sometimes leaves a sample unanswered: it is counted and skipped.
+    // Under load workerd sometimes leaves a sample unanswered, and at times a session answers nothing
+    // more: the sample is counted and skipped, and the session opened again (as sampleHeaps does).
     const usage = await session
-      .send<{ usedSize: number; backingStorageSize: number }>("Runtime.getHeapUsage", {}, 5_000)
+      .send<{ usedSize: number; backingStorageSize: number }>("Runtime.getHeapUsage", {}, 1_000)
       .catch(() => null);
     if (!usage) {
       unanswered++;
+      session.close();
+      session = await openInspector(port, worker);
       continue;
     }
     const seconds = (Date.now() - started) / 1000;
