@@ -75,17 +75,7 @@ const FIRST_PAGE_ROWS = 100;
  * almost surely holds one too, and would be read twice, as text and as rows.
  */
 const ROWS_AGAIN_FROM = 50;
-/**
- * What a text page's lines aim at. D1's binding turns each answer into two
- * strings of about a page each (its answer's text, then the parsed value),
- * which wait in V8's young generation until it is collected: the archive
- * consumer's used heap stepped up by about 3.2 MiB a page, and peaked at
- * 30-34 MiB at the end of a 5M day with pages of 1.2 MB (young generation
- * enlarged by what its collections found alive, pages among it). With 600 KB,
- * 18.0-18.6 MiB at 5M and no slower (`pnpm heap-profile -- --rows 5000000
- * --max-heap-mb 16`; docs/benchmark.md, session 13).
- */
-export const TEXT_PAGE_BYTES = 600_000;
+export const TEXT_PAGE_BYTES = 1_200_000;
 export const PAGE_TARGET_BYTES = 4 * 1024 * 1024;
 
 /** The text page query's name for a row's id, whatever the id column's name. */
