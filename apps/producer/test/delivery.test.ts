@@ -100,9 +100,14 @@ describe("delivery at least once", () => {
     const gate = new Promise<void>((resolve) => {
       open = resolve;
     });
-    // A claims chunk 0 and its part upload hangs past the lease.
-    const slow = deliver(messages[0], { ...gatedUploadParts(gate), ...shortLease });
-    while ((await chunkRows(run.run_id))[0]?.claim_token == null) await new Promise((r) => setTimeout(r, 5));
+    // A claims chunk 0 and its part upload hangs past the lease: A renews its claim while it reads pages,
+    // so the lease is counted from the moment its upload is held, not from its claim.
+    let held = () => {};
+    const uploadHeld = new Promise<void>((resolve) => {
+      held = resolve;
+    });
+    const slow = deliver(messages[0], { ...gatedUploadParts(gate, held), ...shortLease });
+    await uploadHeld;
     await new Promise((r) => setTimeout(r, 1100));
     // B takes the chunk over, uploads the part and records its etag.
     expect(await deliver(messages[0], { ...env, ...shortLease })).toBe("ack");

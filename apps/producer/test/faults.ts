@@ -86,8 +86,8 @@ export async function deliverAll(
   return delivered;
 }
 
-/** The env with every R2 uploadPart held until `gate` resolves. */
-export function gatedUploadParts(gate: Promise<void>): Env {
+/** The env with every R2 uploadPart held until `gate` resolves; `onHeld` is called as each one reaches it. */
+export function gatedUploadParts(gate: Promise<void>, onHeld: () => void = () => {}): Env {
   const bucket = env.R2_ARCHIVE;
   const wrapped = new Proxy(bucket, {
     get(target, prop) {
@@ -98,6 +98,7 @@ export function gatedUploadParts(gate: Promise<void>): Env {
           get(u, p) {
             if (p !== "uploadPart") return passThrough(u, p);
             return async (partNumber: number, value: Uint8Array) => {
+              onHeld();
               await gate;
               return u.uploadPart(partNumber, value);
             };
