@@ -170,6 +170,21 @@ export class DayRollup {
     return created;
   }
 
+  /** `row` itself as its pair's named row, if the pair has none yet and there is room; else merged where rowOf says. */
+  private adopt(row: PathRollupRow): void {
+    if (this.named >= this.maxTracked || this.rows.get(row.method)?.has(row.path)) {
+      mergeRow(this.rowOf(row.path, row.method, true), row);
+      return;
+    }
+    let byPath = this.rows.get(row.method);
+    if (!byPath) {
+      byPath = new Map();
+      this.rows.set(row.method, byPath);
+    }
+    byPath.set(row.path, row);
+    this.named++;
+  }
+
   add(values: RequestValues): void {
     // In one pass a pair's rows go to (other) only when it was first seen with no room left: it is never named after.
     const row = this.rowOf(values.path ?? "", values.method ?? "", true);
@@ -238,13 +253,16 @@ export class DayRollup {
 
   /**
    * A rollup holding stored rows (a chunk's, or a day's as kept: its named
-   * rows and its `(other)` row), to merge more into.
+   * rows and its `(other)` row), to merge more into. The named rows become
+   * its own, not copies: give it rows nothing else holds (rows just read
+   * back). Copying them made a run's commit, which reads every chunk's
+   * rollup, copy every sketch twice per chunk (docs/benchmark.md).
    */
   static of(maxTracked: number, rows: Iterable<PathRollupRow>, pathsExact: boolean): DayRollup {
     const rollup = new DayRollup(maxTracked);
     for (const row of rows) {
-      const named = !(row.path === OTHER_PATH && row.method === OTHER_METHOD);
-      mergeRow(named ? rollup.rowOf(row.path, row.method, true) : rollup.other, row);
+      if (row.path === OTHER_PATH && row.method === OTHER_METHOD) mergeRow(rollup.other, row);
+      else rollup.adopt(row);
     }
     rollup.exact = pathsExact;
     return rollup;
