@@ -174,6 +174,23 @@ describe("DayRollup kept and merged again", () => {
     expect(back.pathsExact).toBe(rollup.pathsExact);
   });
 
+  it("holds stored rows as merging them would: a pair given twice once, rows beyond its bound in (other)", () => {
+    const merged = rollupOf(day.slice(0, 15_000));
+    merged.merge(rollupOf(day.slice(15_000)));
+    // Rows of their own each time: DayRollup.of takes the rows it is given.
+    const stored = () => [
+      ...rollupOf(day.slice(0, 15_000)).top(1000).rows,
+      ...rollupOf(day.slice(15_000)).top(1000).rows,
+    ];
+    const held = DayRollup.of(10_000, stored(), true);
+    expect(held.top(1000).rows.map(plain)).toEqual(merged.top(1000).rows.map(plain));
+    // Bound to 3 pairs: the first 3 given are named, every other row's counts go to (other).
+    const bounded = DayRollup.of(3, stored(), true).top(1000).rows;
+    expect(bounded).toHaveLength(4);
+    expect(bounded.at(-1)?.path).toBe(OTHER_PATH);
+    expect(bounded.reduce((n, r) => n + r.requests, 0)).toBe(day.length);
+  });
+
   it("adds a later run to a day kept as its top rows and (other): named rows stay exact, new pairs go to (other)", () => {
     const first = day.slice(0, 20_000);
     const late = [...day.slice(20_000), { ...(day[0] as RequestValues), path: "/only-late", method: "GET" }];

@@ -156,26 +156,14 @@ export class DayRollup {
 
   /** The named row of a pair, created if there is room and nothing in `(other)` may be of it. */
   private rowOf(path: string, method: string, newPairsAllowed: boolean): PathRollupRow {
-    let byPath = this.rows.get(method);
-    const row = byPath?.get(path);
+    const row = this.rows.get(method)?.get(path);
     if (row) return row;
     if (!newPairsAllowed || this.named >= this.maxTracked) return this.other;
-    const created = emptyRow(ownCopy(path), ownCopy(method));
-    if (!byPath) {
-      byPath = new Map();
-      this.rows.set(created.method, byPath);
-    }
-    byPath.set(created.path, created);
-    this.named++;
-    return created;
+    return this.insert(emptyRow(ownCopy(path), ownCopy(method)));
   }
 
-  /** `row` itself as its pair's named row, if the pair has none yet and there is room; else merged where rowOf says. */
-  private adopt(row: PathRollupRow): void {
-    if (this.named >= this.maxTracked || this.rows.get(row.method)?.has(row.path)) {
-      mergeRow(this.rowOf(row.path, row.method, true), row);
-      return;
-    }
+  /** `row` as its pair's named row (the pair has none). */
+  private insert(row: PathRollupRow): PathRollupRow {
     let byPath = this.rows.get(row.method);
     if (!byPath) {
       byPath = new Map();
@@ -183,6 +171,13 @@ export class DayRollup {
     }
     byPath.set(row.path, row);
     this.named++;
+    return row;
+  }
+
+  /** `row` itself as its pair's named row, if the pair has none yet and there is room; else merged where rowOf says. */
+  private adopt(row: PathRollupRow): void {
+    if (this.named < this.maxTracked && !this.rows.get(row.method)?.has(row.path)) this.insert(row);
+    else mergeRow(this.rowOf(row.path, row.method, true), row);
   }
 
   add(values: RequestValues): void {
@@ -256,7 +251,9 @@ export class DayRollup {
    * rows and its `(other)` row), to merge more into. The named rows become
    * its own, not copies: give it rows nothing else holds (rows just read
    * back). Copying them made a run's commit, which reads every chunk's
-   * rollup, copy every sketch twice per chunk (docs/benchmark.md).
+   * rollup, copy every sketch once more per chunk, grown bucket by bucket:
+   * the burst of garbage at the archive consumer's heap peak
+   * (docs/benchmark.md).
    */
   static of(maxTracked: number, rows: Iterable<PathRollupRow>, pathsExact: boolean): DayRollup {
     const rollup = new DayRollup(maxTracked);
