@@ -28,7 +28,7 @@ import { DatabaseSync } from "node:sqlite";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
-import { portIsFree, withFreshStack } from "./dev.ts";
+import { type BackgroundStack, portIsFree, startBackgroundStack, withFreshStack } from "./dev.ts";
 import { httpRequest } from "./http.ts";
 import { admin, archiveStatus, BASE_URL, CONFIGS, cliArgs, isUp, localD1File, PORT, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
@@ -205,7 +205,8 @@ function rangeDeleteBaseline(file: string): { onceMs: number; windowsMs: number 
     });
     const windowsMs = time(copies[1] as string, (db, lo, hi) => {
       const remove = db.prepare("DELETE FROM traffic_events WHERE event_date = ?1 AND id >= ?2 AND id <= ?3");
-      for (let from = lo; from <= hi; from += 5000) remove.run(DATE, from, Math.min(hi, from + 4999));
+      const rows = deleteBatchRows();
+      for (let from = lo; from <= hi; from += rows) remove.run(DATE, from, Math.min(hi, from + rows - 1));
     });
     return { onceMs, windowsMs };
   } finally {
@@ -544,16 +545,25 @@ function quantile(sorted: readonly number[], q: number): number {
 /** The consumers' configs (archive, cleanup): D1_MS_PER_SECOND is theirs. */
 const CONSUMER_CONFIGS = CONFIGS.slice(1);
 
-/** A wrangler config as JSON: the configs carry only whole-line comments. */
-function readConfigJson(path: string): {
+/** A wrangler config as JSON, the parts the bench changes typed: the configs carry only whole-line comments. */
+interface WranglerConfig {
+  main: string;
   vars: Record<string, unknown>;
+  d1_databases?: unknown[];
+  services?: { binding: string; service: string; entrypoint?: string }[];
   env?: Record<string, { vars?: Record<string, unknown> }>;
-} {
+}
+function readConfigJson(path: string): WranglerConfig {
   const json = readFileSync(path, "utf8")
     .split("\n")
     .filter((line) => !line.trim().startsWith("//"))
     .join("\n");
   return JSON.parse(json);
+}
+
+/** The rows of one cleanup window (DELETE_BATCH_ROWS), as the cleanup consumer's local config sets it. */
+function deleteBatchRows(): number {
+  return Number(readConfigJson(CONSUMER_CONFIGS[1] as string).vars.DELETE_BATCH_ROWS);
 }
 
 /** The pacing budget deployed to production (the archive consumer's, which configs.test.ts holds equal to cleanup's). */
@@ -562,7 +572,7 @@ function productionPacing(): number {
 }
 
 /**
- * The three Workers' configs with `change` made to the top-level vars (local
+ * The three Workers' configs with `change` made to the top level (local
  * development's) of those in `changed`: each written beside its own config
  * as `.wrangler.bench-<label>.jsonc`, so relative paths still hold, and
  * removed by `remove`.
@@ -570,13 +580,13 @@ function productionPacing(): number {
 function configsWith(
   label: string,
   changed: readonly string[],
-  change: (vars: Record<string, unknown>) => void,
+  change: (config: WranglerConfig, source: string) => void,
 ): { configs: string[]; remove(): void } {
   const written: string[] = [];
   const configs = CONFIGS.map((source) => {
     if (!changed.includes(source)) return source;
     const config = readConfigJson(source);
-    change(config.vars);
+    change(config, source);
     const path = join(dirname(source), `.wrangler.bench-${label}.jsonc`);
     writeFileSync(path, JSON.stringify(config, null, 2));
     written.push(path);
@@ -592,9 +602,87 @@ function configsWith(
 
 /** The three Workers' configs with the consumers paced to `msPerSecond` (local development runs them unpaced). */
 function pacedConfigs(msPerSecond: number): { configs: string[]; remove(): void } {
-  return configsWith("paced", CONSUMER_CONFIGS, (vars) => {
+  return configsWith("paced", CONSUMER_CONFIGS, ({ vars }) => {
     vars.D1_MS_PER_SECOND = String(msPerSecond);
   });
+}
+
+/**
+ * Where the API pass runs the archiver: "apart" is the production layout,
+ * the archiver's three Workers in a `wrangler dev` of their own whose D1
+ * statements run in the process of D1 and the API Worker
+ * (bench/split-d1), so the API's inserts share D1 with the archiver but not
+ * the thread its JSON, gzip and uploads run on; "together" is local
+ * development's, all of it on one workerd thread.
+ */
+type ApiLayout = "apart" | "together";
+
+/** The port of the archiver's own `wrangler dev` in the "apart" layout. */
+const ARCHIVER_APART_PORT = PORT + 1;
+
+/**
+ * The three Workers' configs for the "apart" layout: each Worker's entry
+ * wrapped (bench/split-d1/entries) so its `env.D1` runs on the host's
+ * Database entrypoint, its own D1 binding removed, the consumers paced to
+ * `msPerSecond`.
+ */
+function apartConfigs(msPerSecond: number): { configs: string[]; remove(): void } {
+  return configsWith("apart", CONFIGS, (config, source) => {
+    const app = source.split("/").at(-2) as string;
+    config.main = `../../bench/split-d1/entries/${app}.ts`;
+    delete config.d1_databases;
+    config.services = [
+      ...(config.services ?? []),
+      { binding: "D1_HOST", service: "path-stats-bench-d1-host", entrypoint: "Database" },
+    ];
+    if (CONSUMER_CONFIGS.includes(source)) config.vars.D1_MS_PER_SECOND = String(msPerSecond);
+  });
+}
+
+/**
+ * Runs `work` against the "apart" layout on fresh state: the archiver's
+ * Workers (`archiverConfigs`) on ARCHIVER_APART_PORT, then D1's host and the
+ * API Worker on the stack's port, both persisting to the same state (the
+ * archiver's process holds R2 and the queues, the other D1). The stack given
+ * to `work` has both logs, and stops both.
+ */
+async function withApartStack<T>(
+  name: string,
+  archiverConfigs: string[],
+  work: (stack: BackgroundStack, stateDir: string) => Promise<T>,
+): Promise<T> {
+  const stateDir = join(ROOT, ".wrangler", name);
+  rmSync(stateDir, { recursive: true, force: true });
+  const archiver = await startBackgroundStack(stateDir, [], archiverConfigs, ARCHIVER_APART_PORT);
+  let database: BackgroundStack | null = null;
+  try {
+    database = await startBackgroundStack(
+      stateDir,
+      [],
+      [join(ROOT, "bench", "api-writes", "wrangler.jsonc"), join(ROOT, "bench", "split-d1", "wrangler.jsonc")],
+    );
+    const both: BackgroundStack = {
+      pid: archiver.pid,
+      log: () => `${archiver.log()}\n${database?.log() ?? ""}`,
+      stop: async () => {
+        await database?.stop();
+        await archiver.stop();
+      },
+    };
+    return await work(both, stateDir);
+  } catch (error) {
+    // Both logs whole: the last lines of D1's are mostly the API's inserts.
+    mkdirSync(join(ROOT, ".artifacts"), { recursive: true });
+    writeFileSync(join(ROOT, ".artifacts", `${name}-archiver.log`), archiver.log());
+    writeFileSync(join(ROOT, ".artifacts", `${name}-database.log`), database?.log() ?? "");
+    console.error(`--- last lines of the archiver's log ---\n${archiver.log().slice(-4000)}`);
+    console.error(`both logs are in .artifacts/${name}-archiver.log and -database.log`);
+    throw error;
+  } finally {
+    await database?.stop();
+    await archiver.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
 }
 
 /** What a pass of the path statistics' cost measured (issue "Path statistics that outlive the rows"). */
@@ -680,141 +768,143 @@ const DISTINCT_PATHS = "UPDATE traffic_events SET path = '/p' || id";
  * API (bench/api-writes) inserts rows of today into traffic_events at `rate`
  * per second, one statement each, on the same local D1 as the archiver,
  * while a closed day of `rows` rows waits (idle, 10 s), is archived, then is
- * cleaned, the consumers paced to `msPerSecond` (D1_MS_PER_SECOND). Every
- * INSERT is timed; none may fail.
+ * cleaned, the consumers paced to `msPerSecond` (D1_MS_PER_SECOND), the
+ * archiver run in `layout`. Every INSERT is timed; none may fail.
  */
 async function benchApiWrites(
   rows: number,
   rate: number,
   msPerSecond: number,
+  layout: ApiLayout,
 ): Promise<WritePhases & { archiver: Record<"archive" | "cleanup", ArchiverPhase> }> {
-  const paced = pacedConfigs(msPerSecond);
-  const configs = [join(ROOT, "bench", "api-writes", "wrangler.jsonc"), ...paced.configs];
+  const archiverConfigs = layout === "apart" ? apartConfigs(msPerSecond) : pacedConfigs(msPerSecond);
+  const work = async (stack: BackgroundStack, stateDir: string) => {
+    console.log(`[api writes, ${rows}] seeding ...`);
+    await seedInWorker(DATE, rows, localD1File(stateDir));
+    const today = new Date().toISOString().slice(0, 10);
+    type Sample = { phase: keyof WritePhases; ms: number; d1Ms: number; waitMs: number; ok: boolean };
+    const samples: Sample[] = [];
+    let phase: keyof WritePhases = "idle";
+    let writing = true;
+    const writer = (async () => {
+      const inflight = new Set<Promise<void>>();
+      let next = performance.now();
+      while (writing) {
+        const at = phase;
+        const started = performance.now();
+        const sent = httpRequest(`${BASE_URL}/insert?date=${today}`, {
+          method: "POST",
+          attempts: 1,
+          timeoutMs: 60_000,
+        })
+          .then(
+            (response) => {
+              // A failed request may answer an error page, not the API's JSON: a failure, not a crash of the bench.
+              let body: { ok?: boolean; d1Ms?: number; waitMs?: number } = {};
+              try {
+                body = JSON.parse(response.body);
+              } catch {}
+              const ok = response.status === 200 && body.ok === true;
+              if (!ok && samples.filter((s) => !s.ok).length < 3) {
+                console.log(
+                  `[api writes] an insert in ${at} failed: ${response.status} ${response.body.slice(0, 200)}`,
+                );
+              }
+              const [d1Ms, waitMs] = [body.d1Ms ?? Number.NaN, body.waitMs ?? Number.NaN];
+              samples.push({ phase: at, ms: performance.now() - started, d1Ms, waitMs, ok });
+            },
+            () => {
+              samples.push({
+                phase: at,
+                ms: performance.now() - started,
+                d1Ms: Number.NaN,
+                waitMs: Number.NaN,
+                ok: false,
+              });
+            },
+          )
+          .finally(() => inflight.delete(sent));
+        inflight.add(sent);
+        next += 1000 / rate;
+        await sleep(Math.max(0, next - performance.now()));
+      }
+      await Promise.all(inflight);
+    })();
+    /** Waits for a line of the stack's log; fails (with the log's last lines) if the stack stops answering. */
+    const until = async (event: string) => {
+      let unanswered = 0;
+      for (let polls = 1; !stack.log().includes(event); polls++) {
+        await sleep(100);
+        if (polls % 50 === 0) unanswered = (await isUp()) ? 0 : unanswered + 1;
+        if (unanswered === 3) throw new Error(`the stack stopped answering while waiting for ${event}`);
+      }
+    };
+    let archiveMs = 0;
+    let cleanupMs = 0;
+    try {
+      await sleep(10_000);
+      console.log(`[api writes, ${rows}] archiving while the API writes ${rate}/s ...`);
+      phase = "archive";
+      const archiveStarted = performance.now();
+      const archived = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
+      const runId = (archived.json as { runId?: string }).runId;
+      if (archived.status !== 202 || !runId) throw new Error(`trigger-archive answered ${archived.status}`);
+      await until(`"event":"archive.finalized","runId":"${runId}"`);
+      archiveMs = performance.now() - archiveStarted;
+      console.log(`[api writes, ${rows}] cleaning up while the API writes ${rate}/s ...`);
+      phase = "cleanup";
+      const cleanupStarted = performance.now();
+      const cleaning = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
+      if (cleaning.status !== 202) throw new Error(`trigger-cleanup answered ${cleaning.status}`);
+      await until(`"event":"cleanup.date_cleaned","table":"traffic_events","date":"${DATE}"`);
+      cleanupMs = performance.now() - cleanupStarted;
+    } finally {
+      // The writer stops whatever happened: left writing, it would go on into the next stack on this port.
+      writing = false;
+      await writer;
+    }
+    const of = (name: keyof WritePhases): WritePhase => {
+      const mine = samples.filter((s) => s.phase === name);
+      const sorted = (value: (s: Sample) => number) =>
+        mine
+          .filter((s) => s.ok)
+          .map(value)
+          .sort((x, y) => x - y);
+      const ms = sorted((s) => s.ms);
+      const d1 = sorted((s) => s.d1Ms);
+      const wait = sorted((s) => s.waitMs);
+      return {
+        inserts: mine.length,
+        failed: mine.filter((s) => !s.ok).length,
+        p50: quantile(ms, 0.5),
+        p99: quantile(ms, 0.99),
+        max: ms.at(-1) ?? Number.NaN,
+        d1P99: quantile(d1, 0.99),
+        d1Max: d1.at(-1) ?? Number.NaN,
+        waitP99: quantile(wait, 0.99),
+      };
+    };
+    const archiver = {
+      archive: pacingTotals(stack.log(), "archive.d1_paced", archiveMs),
+      cleanup: pacingTotals(stack.log(), "cleanup.d1_paced", cleanupMs),
+    };
+    if (samples.some((s) => !s.ok)) {
+      // The stack's whole log, to see what the failed inserts met.
+      mkdirSync(join(ROOT, ".artifacts"), { recursive: true });
+      writeFileSync(join(ROOT, ".artifacts", "bench-api-writes.log"), stack.log());
+      console.log("[api writes] some inserts failed: the stack's log is in .artifacts/bench-api-writes.log");
+    }
+    return { idle: of("idle"), archive: of("archive"), cleanup: of("cleanup"), archiver };
+  };
   try {
-    return await withFreshStack(
-      "bench-state-api-writes",
-      async (stack, stateDir) => {
-        console.log(`[api writes, ${rows}] seeding ...`);
-        await seedInWorker(DATE, rows, localD1File(stateDir));
-        const today = new Date().toISOString().slice(0, 10);
-        type Sample = { phase: keyof WritePhases; ms: number; d1Ms: number; waitMs: number; ok: boolean };
-        const samples: Sample[] = [];
-        let phase: keyof WritePhases = "idle";
-        let writing = true;
-        const writer = (async () => {
-          const inflight = new Set<Promise<void>>();
-          let next = performance.now();
-          while (writing) {
-            const at = phase;
-            const started = performance.now();
-            const sent = httpRequest(`${BASE_URL}/insert?date=${today}`, {
-              method: "POST",
-              attempts: 1,
-              timeoutMs: 60_000,
-            })
-              .then(
-                (response) => {
-                  // A failed request may answer an error page, not the API's JSON: a failure, not a crash of the bench.
-                  let body: { ok?: boolean; d1Ms?: number; waitMs?: number } = {};
-                  try {
-                    body = JSON.parse(response.body);
-                  } catch {}
-                  const ok = response.status === 200 && body.ok === true;
-                  if (!ok && samples.filter((s) => !s.ok).length < 3) {
-                    console.log(
-                      `[api writes] an insert in ${at} failed: ${response.status} ${response.body.slice(0, 200)}`,
-                    );
-                  }
-                  const [d1Ms, waitMs] = [body.d1Ms ?? Number.NaN, body.waitMs ?? Number.NaN];
-                  samples.push({ phase: at, ms: performance.now() - started, d1Ms, waitMs, ok });
-                },
-                () => {
-                  samples.push({
-                    phase: at,
-                    ms: performance.now() - started,
-                    d1Ms: Number.NaN,
-                    waitMs: Number.NaN,
-                    ok: false,
-                  });
-                },
-              )
-              .finally(() => inflight.delete(sent));
-            inflight.add(sent);
-            next += 1000 / rate;
-            await sleep(Math.max(0, next - performance.now()));
-          }
-          await Promise.all(inflight);
-        })();
-        /** Waits for a line of the stack's log; fails (with the log's last lines) if the stack stops answering. */
-        const until = async (event: string) => {
-          let unanswered = 0;
-          for (let polls = 1; !stack.log().includes(event); polls++) {
-            await sleep(100);
-            if (polls % 50 === 0) unanswered = (await isUp()) ? 0 : unanswered + 1;
-            if (unanswered === 3) throw new Error(`the stack stopped answering while waiting for ${event}`);
-          }
-        };
-        let archiveMs = 0;
-        let cleanupMs = 0;
-        try {
-          await sleep(10_000);
-          console.log(`[api writes, ${rows}] archiving while the API writes ${rate}/s ...`);
-          phase = "archive";
-          const archiveStarted = performance.now();
-          const archived = await admin("POST", `/admin/trigger-archive?date=${DATE}`, undefined, { idempotent: true });
-          const runId = (archived.json as { runId?: string }).runId;
-          if (archived.status !== 202 || !runId) throw new Error(`trigger-archive answered ${archived.status}`);
-          await until(`"event":"archive.finalized","runId":"${runId}"`);
-          archiveMs = performance.now() - archiveStarted;
-          console.log(`[api writes, ${rows}] cleaning up while the API writes ${rate}/s ...`);
-          phase = "cleanup";
-          const cleanupStarted = performance.now();
-          const cleaning = await admin("POST", `/admin/trigger-cleanup?date=${DATE}`, undefined, { idempotent: true });
-          if (cleaning.status !== 202) throw new Error(`trigger-cleanup answered ${cleaning.status}`);
-          await until(`"event":"cleanup.date_cleaned","table":"traffic_events","date":"${DATE}"`);
-          cleanupMs = performance.now() - cleanupStarted;
-        } finally {
-          // The writer stops whatever happened: left writing, it would go on into the next stack on this port.
-          writing = false;
-          await writer;
-        }
-        const of = (name: keyof WritePhases): WritePhase => {
-          const mine = samples.filter((s) => s.phase === name);
-          const sorted = (value: (s: Sample) => number) =>
-            mine
-              .filter((s) => s.ok)
-              .map(value)
-              .sort((x, y) => x - y);
-          const ms = sorted((s) => s.ms);
-          const d1 = sorted((s) => s.d1Ms);
-          const wait = sorted((s) => s.waitMs);
-          return {
-            inserts: mine.length,
-            failed: mine.filter((s) => !s.ok).length,
-            p50: quantile(ms, 0.5),
-            p99: quantile(ms, 0.99),
-            max: ms.at(-1) ?? Number.NaN,
-            d1P99: quantile(d1, 0.99),
-            d1Max: d1.at(-1) ?? Number.NaN,
-            waitP99: quantile(wait, 0.99),
-          };
-        };
-        const archiver = {
-          archive: pacingTotals(stack.log(), "archive.d1_paced", archiveMs),
-          cleanup: pacingTotals(stack.log(), "cleanup.d1_paced", cleanupMs),
-        };
-        if (samples.some((s) => !s.ok)) {
-          // The stack's whole log, to see what the failed inserts met.
-          mkdirSync(join(ROOT, ".artifacts"), { recursive: true });
-          writeFileSync(join(ROOT, ".artifacts", "bench-api-writes.log"), stack.log());
-          console.log("[api writes] some inserts failed: the stack's log is in .artifacts/bench-api-writes.log");
-        }
-        return { idle: of("idle"), archive: of("archive"), cleanup: of("cleanup"), archiver };
-      },
-      configs,
-    );
+    return layout === "apart"
+      ? await withApartStack("bench-state-api-writes", archiverConfigs.configs, work)
+      : await withFreshStack("bench-state-api-writes", work, [
+          join(ROOT, "bench", "api-writes", "wrangler.jsonc"),
+          ...archiverConfigs.configs,
+        ]);
   } finally {
-    paced.remove();
+    archiverConfigs.remove();
   }
 }
 
@@ -822,6 +912,7 @@ async function benchApiWrites(
 function apiWritesText(
   rows: number,
   rate: number,
+  layout: ApiLayout,
   phases: WritePhases & { archiver: Record<"archive" | "cleanup", ArchiverPhase> },
 ): string {
   const ms = (n: number) => (Number.isNaN(n) ? "n/a" : n.toFixed(1));
@@ -833,7 +924,7 @@ function apiWritesText(
     return `| ${name} | ${p.inserts} | ${p.failed} | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.max)} | ${ms(p.waitP99)} | ${ms(p.d1P99)} / ${ms(p.d1Max)} | ${target} |`;
   });
   return [
-    `The API's writes at ${rate}/s (bench/api-writes: one INSERT of today's row per request, on the same local D1) while a closed day of ${rows.toLocaleString("en-US")} rows waits, is archived, then cleaned. Target: p99 during archive and cleanup at most ${ms(allowed)} ms (2× idle p99, or idle + 20 ms, whichever is larger).`,
+    `The API's writes at ${rate}/s (bench/api-writes: one INSERT of today's row per request, on the same local D1) while a closed day of ${rows.toLocaleString("en-US")} rows waits, is archived, then cleaned; ${layout === "apart" ? "the archiver in a `wrangler dev` of its own, its D1 statements run in the process of D1 and the API (bench/split-d1: D1 shared, the archiver's CPU not, as deployed)" : "the archiver and the API on one workerd thread (local development's layout)"}. Target: p99 during archive and cleanup at most ${ms(allowed)} ms (2× idle p99, or idle + 20 ms, whichever is larger).`,
     "",
     "| phase | inserts | failed | p50 ms | p99 ms | max ms | the API Worker's wait for D1, p99 ms | D1's own time p99 / max ms | p99 target |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -857,7 +948,7 @@ function apiWritesText(
  * every row has a path of its own, timed and under the heap limit.
  */
 async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
-  const noStats = configsWith("no-stats", CONFIGS, (vars) => {
+  const noStats = configsWith("no-stats", CONFIGS, ({ vars }) => {
     vars.ARCHIVE_STATS = undefined;
   });
   try {
@@ -953,10 +1044,14 @@ async function main(): Promise<void> {
     options: {
       sizes: { type: "string", default: "1000000,5000000" },
       wide: { type: "string" },
-      // The API's inserts per second while the archiver works (benchApiWrites).
-      "api-writes": { type: "string", default: "200" },
+      // The API's inserts per second while the archiver works (benchApiWrites). 50: every request to
+      // the local runtime grows its two workerd processes by about 20 KB each, and at 200/s the
+      // process of D1 and the API died in three of three 1M passes (docs/benchmark.md, session 14).
+      "api-writes": { type: "string", default: "50" },
       // The consumers' D1_MS_PER_SECOND while the API writes (default: production's; 1000 is off).
       "d1-ms-per-second": { type: "string" },
+      // Where the API pass runs the archiver (ApiLayout): apart (production's layout) or together.
+      "api-layout": { type: "string", default: "apart" },
       // --only api-writes or --only stats: that part alone, printed, bench/RESULTS.md left as it is.
       only: { type: "string" },
     },
@@ -966,6 +1061,11 @@ async function main(): Promise<void> {
   if (!(Number.isInteger(pacing) && pacing >= 10 && pacing <= 1000))
     throw new Error(`--d1-ms-per-second must be an integer from 10 to 1000, got ${values["d1-ms-per-second"]}`);
   if (!(rate > 0 && rate <= 2000)) throw new Error(`--api-writes must be inserts per second (1 to 2000), got ${rate}`);
+  const layout = values["api-layout"] as ApiLayout;
+  if (layout !== "apart" && layout !== "together")
+    throw new Error(`--api-layout takes apart or together, got ${values["api-layout"]}`);
+  if (!(await portIsFree(ARCHIVER_APART_PORT)))
+    throw new Error(`port ${ARCHIVER_APART_PORT} is taken: the API pass runs the archiver there`);
   if (values.only !== undefined && values.only !== "api-writes" && values.only !== "stats")
     throw new Error(`--only takes api-writes or stats, got ${values.only}`);
   const sizes = (values.sizes ?? "").split(",").map(Number);
@@ -983,7 +1083,8 @@ async function main(): Promise<void> {
     return;
   }
   const apiWrites: string[] = [];
-  for (const size of sizes) apiWrites.push(apiWritesText(size, rate, await benchApiWrites(size, rate, pacing)));
+  for (const size of sizes)
+    apiWrites.push(apiWritesText(size, rate, layout, await benchApiWrites(size, rate, pacing, layout)));
   if (values.only === "api-writes") {
     console.log(`\n${apiWrites.join("\n\n")}\n`);
     return;
@@ -1093,7 +1194,7 @@ async function main(): Promise<void> {
     `| this archiver | ${ours.rows.toLocaleString("en-US")} | ${sec(ours.archiveMs)} | ${((ours.readsArchiving + ours.readsPlanning) / ours.rows).toFixed(4)} | ${mib(ours.peakBuffered)} (its buffers; heap peak ${mib(ours.heap.archive)} used under ${HEAP_LIMIT_MIB} MiB) | ${mib(ours.objectBytes)} |`,
   ].join("\n");
   const d1Text = [
-    "D1's own time the archiver took (`meta.duration`, summed over its statements), the longest single statement or batch (the longest an API statement waits behind one), and the same rows deleted by id range in SQLite itself (node:sqlite on a copy of the day: at once / in committed windows of 5000). Targets (issue #24): no statement over 100 ms; cleanup's D1 time at most 2.5× the windowed range delete; cleanup's wall time at most 0.6× the archive's.",
+    `D1's own time the archiver took (\`meta.duration\`, summed over its statements), the longest single statement or batch (the longest an API statement waits behind one), and the same rows deleted by id range in SQLite itself (node:sqlite on a copy of the day: at once / in committed windows of ${deleteBatchRows()}). Targets (issue #24): no statement over 100 ms; cleanup's D1 time at most 2.5× the windowed range delete; cleanup's wall time at most 0.6× the archive's.`,
     "",
     "| rows | archive: D1 s | longest ms | cleanup: D1 s | longest ms | range delete s: once / windows | cleanup D1 / windows | cleanup wall / archive wall | targets: 100 ms / 2.5× / 0.6× |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -1124,7 +1225,7 @@ Command: \`pnpm bench -- --sizes ${sizes.join(",")}${wide === null ? "" : ` --wi
 Machine: ${machine}. Node.js ${process.version}, wrangler ${version("wrangler --version")}, ${workerdVersion()}.
 
 Each size runs on a fresh local stack (\`wrangler dev\` of the three Workers, PART_SIZE_BYTES 5 MiB,
-PARTS_PER_CHUNK 4, PAGE_ROWS 5000, DELETE_BATCH_ROWS 5000) and fresh state, seeded with \`pnpm seed\`'s
+PARTS_PER_CHUNK 4, PAGE_ROWS 5000, DELETE_BATCH_ROWS ${deleteBatchRows()}) and fresh state, seeded with \`pnpm seed\`'s
 realistic rows for one date.
 
 ${table}

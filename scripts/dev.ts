@@ -53,14 +53,15 @@ export async function startStack(
   stateDir = STATE_DIR,
   extraArgs: string[] = [],
   configs = CONFIGS,
+  port = PORT,
 ) {
-  if (!(await portIsFree(PORT))) {
+  if (!(await portIsFree(port))) {
     throw new Error(
-      `port ${PORT} on 127.0.0.1 is taken: stop whatever listens there (another \`pnpm dev\`?) and try again`,
+      `port ${port} on 127.0.0.1 is taken: stop whatever listens there (another \`pnpm dev\`?) and try again`,
     );
   }
   await prepareLocalState(stateDir);
-  const args = ["dev", ...configs.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(PORT)];
+  const args = ["dev", ...configs.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(port)];
   args.push("--persist-to", stateDir, "--test-scheduled", "--show-interactive-dev-session=false", ...extraArgs);
   return spawn("wrangler", args, { cwd: ROOT, stdio: ["ignore", output, output], detached: output === "pipe" });
 }
@@ -75,15 +76,17 @@ export interface BackgroundStack {
 }
 
 /**
- * Starts the stack (or other Workers: `configs`) in the background and waits
- * until it answers /healthz.
+ * Starts the stack (or other Workers: `configs`) in the background, on the
+ * stack's port or `port`, and waits until it answers /healthz there.
  */
 export async function startBackgroundStack(
   stateDir = STATE_DIR,
   extraArgs: string[] = [],
   configs = CONFIGS,
+  port = PORT,
 ): Promise<BackgroundStack> {
-  const child = await startStack("pipe", stateDir, extraArgs, configs);
+  const child = await startStack("pipe", stateDir, extraArgs, configs, port);
+  const url = `http://127.0.0.1:${port}`;
   let log = "";
   child.stdout?.on("data", (d) => {
     log += d;
@@ -99,11 +102,11 @@ export async function startBackgroundStack(
         if (child.pid) process.kill(-child.pid, signal);
       } catch {}
       // Down means not answering and the port released, so a restart can bind it.
-      while ((await isUp()) || !(await portIsFree(PORT))) await sleep(100);
+      while ((await isUp(url)) || !(await portIsFree(port))) await sleep(100);
     },
   };
   const deadline = Date.now() + 90_000;
-  while (!(await isUp())) {
+  while (!(await isUp(url))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stack.stop();
       throw new Error(`the stack did not start:\n${log.slice(-3000)}`);

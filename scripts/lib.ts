@@ -80,9 +80,10 @@ export async function archiveStatus<T>(date: string, options: { live?: boolean; 
   return res.json as T;
 }
 
-export async function isUp(): Promise<boolean> {
+/** Whether the producer answers /healthz, on the stack's port or at `baseUrl`. */
+export async function isUp(baseUrl = BASE_URL): Promise<boolean> {
   try {
-    const response = await httpRequest(`${BASE_URL}/healthz`, { attempts: 1, timeoutMs: 1000 });
+    const response = await httpRequest(`${baseUrl}/healthz`, { attempts: 1, timeoutMs: 1000 });
     return response.status === 200;
   } catch {
     return false;
