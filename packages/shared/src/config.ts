@@ -73,8 +73,12 @@ const ConfigVars = z.object({
    * the 15 minutes a queue consumer may run, hence no lower.
    */
   D1_MS_PER_SECOND: intVar(10, 10, 1000),
-  /** Rows one DELETE statement removes: small enough to stay far inside D1's 30 s statement limit. */
-  DELETE_BATCH_ROWS: intVar(5000, 1, 50_000),
+  /**
+   * Rows one DELETE statement removes (with its check against the archive):
+   * the longest statement cleanup runs, so what an API write to the same D1
+   * may wait behind.
+   */
+  DELETE_BATCH_ROWS: intVar(2000, 1, 50_000),
   /** First retry delay of a failed message; each further attempt doubles it, up to 5 minutes. */
   RETRY_DELAY_SECONDS: intVar(5, 0, 300),
   /** Closed days kept in D1 before cleanup, for each table that does not set its own hotDays. */
