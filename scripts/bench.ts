@@ -376,28 +376,34 @@ async function benchHeap(
   const unlimit = limitIsolateHeaps(HEAP_LIMIT_MIB, semiSpaceMib);
   const peaks: HeapResult = { archive: Number.NaN, cleanup: Number.NaN };
   try {
-    return await withFreshStack(`bench-state-heap-${rows}`, async (stack, stateDir) => {
-      console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] seeding ...`);
-      await seedInWorker(DATE, rows, localD1File(stateDir));
-      if (columns > SEEDED_COLUMNS) widen(localD1File(stateDir), columns);
-      if (prepare) runSql(localD1File(stateDir), prepare);
-      const inspector = await findInspectorPort(workerdPids(stack.pid));
-      for (const [action, state, worker, key] of [
-        ["archive", "archived", "path-stats-archive-consumer", "archive"],
-        ["cleanup", "cleaned", "path-stats-cleanup-consumer", "cleanup"],
-      ] as const) {
-        console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] ${action} ...`);
-        const sampler = await sampleHeaps(inspector, [worker]);
-        const triggered = await admin("POST", `/admin/trigger-${action}?date=${DATE}`, undefined, { idempotent: true });
-        if (triggered.status !== 202) throw new Error(`trigger-${action} answered ${triggered.status}`);
-        try {
-          await until(state, timeoutMs);
-        } finally {
-          peaks[key] = (await sampler.stop())[worker] ?? Number.NaN;
+    return await withFreshStack(
+      `bench-state-heap-${rows}`,
+      async (stack, stateDir) => {
+        console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] seeding ...`);
+        await seedInWorker(DATE, rows, localD1File(stateDir));
+        if (columns > SEEDED_COLUMNS) widen(localD1File(stateDir), columns);
+        if (prepare) runSql(localD1File(stateDir), prepare);
+        const inspector = await findInspectorPort(workerdPids(stack.pid));
+        for (const [action, state, worker, key] of [
+          ["archive", "archived", "path-stats-archive-consumer", "archive"],
+          ["cleanup", "cleaned", "path-stats-cleanup-consumer", "cleanup"],
+        ] as const) {
+          console.log(`[${rows}, heap under ${HEAP_LIMIT_MIB} MiB] ${action} ...`);
+          const sampler = await sampleHeaps(inspector, [worker]);
+          const triggered = await admin("POST", `/admin/trigger-${action}?date=${DATE}`, undefined, {
+            idempotent: true,
+          });
+          if (triggered.status !== 202) throw new Error(`trigger-${action} answered ${triggered.status}`);
+          try {
+            await until(state, timeoutMs);
+          } finally {
+            peaks[key] = (await sampler.stop())[worker] ?? Number.NaN;
+          }
         }
-      }
-      return peaks;
-    }, configs);
+        return peaks;
+      },
+      configs,
+    );
   } catch (error) {
     return { ...peaks, error: error instanceof Error ? error.message : String(error) };
   } finally {
