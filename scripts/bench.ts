@@ -924,7 +924,6 @@ async function benchApiWrites(
   }
 }
 
-/** The API-writes table, and which of #24's latency targets it meets. */
 /**
  * Tries of the API pass per size. In the local runtime the process of D1 and
  * the API sometimes dies mid-pass, for no cause found (docs/benchmark.md,
@@ -958,6 +957,7 @@ async function apiWritesPass(
   };
 }
 
+/** The API-writes table, and which of #24's latency targets it meets. */
 function apiWritesText(
   rows: number,
   rate: number,
@@ -994,7 +994,8 @@ function apiWritesText(
 /**
  * The path statistics' cost: each size's day archived without them and with
  * them, back to back on fresh stacks; then a day of the smallest size where
- * every row has a path of its own, timed and under the heap limit.
+ * every row has a path of its own, timed and under the heap limit; and each
+ * seeded day under the heap limit with statistics and without them.
  */
 async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
   const noStats = configsWith("no-stats", CONFIGS, ({ vars }) => {
@@ -1039,7 +1040,7 @@ async function benchStatsPass(sizes: readonly number[]): Promise<StatsPass> {
 interface StatsPass {
   pairs: { without: StatsCostResult; with: StatsCostResult }[];
   distinct: StatsCostResult;
-  /** Days with statistics under the heap limit: old space held, and the young generation too or not. */
+  /** Days under the heap limit: old space held, and the young generation too or not; the seeded days also without statistics. */
   heaps: { day: string; rows: number; statistics: boolean; youngHeld: boolean; heap: HeapResult }[];
 }
 
