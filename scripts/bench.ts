@@ -633,6 +633,9 @@ function pacedConfigs(msPerSecond: number): { configs: string[]; remove(): void 
  */
 type ApiLayout = "apart" | "together";
 
+/** What wrangler logs when it restarts a crashed workerd (it then goes on as if nothing happened). */
+const RUNTIME_RESTARTED = "The Workers runtime crashed unexpectedly";
+
 /** The port of the archiver's own `wrangler dev` in the "apart" layout. */
 const ARCHIVER_APART_PORT = PORT + 1;
 
@@ -846,12 +849,21 @@ async function benchApiWrites(
       }
       await Promise.all(inflight);
     })();
-    /** Waits for a line of the stack's log; fails (with the log's last lines) if the stack stops answering. */
+    // Apart, the archiver's own process must answer too: if it died, its events would never come.
+    const answering = async () =>
+      (await isUp()) && (layout === "together" || (await isUp(`http://127.0.0.1:${ARCHIVER_APART_PORT}`)));
+    /**
+     * Waits for a line of the stack's log; fails (with the log's last lines) if the stack stops
+     * answering, or if wrangler restarted a crashed runtime: a pass with a crash in it measures the crash.
+     */
     const until = async (event: string) => {
       let unanswered = 0;
-      for (let polls = 1; !stack.log().includes(event); polls++) {
+      for (let polls = 1; ; polls++) {
+        const log = stack.log();
+        if (log.includes(RUNTIME_RESTARTED)) throw new Error(`a workerd process crashed while waiting for ${event}`);
+        if (log.includes(event)) return;
         await sleep(100);
-        if (polls % 50 === 0) unanswered = (await isUp()) ? 0 : unanswered + 1;
+        if (polls % 50 === 0) unanswered = (await answering()) ? 0 : unanswered + 1;
         if (unanswered === 3) throw new Error(`the stack stopped answering while waiting for ${event}`);
       }
     };
