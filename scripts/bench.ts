@@ -937,10 +937,11 @@ async function benchApiWrites(
 }
 
 /**
- * Tries of the API pass per size. In the local runtime the process of D1 and
- * the API sometimes dies mid-pass, for no cause found (docs/benchmark.md,
- * sessions 10, 14 and 15): a second try measures the size instead of the
- * whole bench failing, and the output says the first one died.
+ * Tries of the API pass per size. The process of D1 and the API sometimes
+ * died mid-pass: wrangler 4.124 ended on one failed proxied request (patched
+ * now: patches/, docs/benchmark.md, session 16); why that request fails is
+ * not known. A second try measures the size instead of the whole bench
+ * failing, and the output says the first one died.
  */
 const API_PASS_TRIES = 2;
 
