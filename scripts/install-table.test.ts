@@ -31,7 +31,9 @@ const REQUEST_LOG = {
   ARCHIVE_DAY_FORM: "epoch_ms",
 };
 
-describe("install-table", () => {
+// Each test runs the script as an operator does, in new Node.js processes (up to three, about 1-2 s
+// each on a busy 2-core machine): vitest's default 5 s per test was seen to run out (6.1 s in CI).
+describe("install-table", { timeout: 30_000 }, () => {
   it("writes the migration for the configured table, and uninstall-table the one removing it", () => {
     const file = config(REQUEST_LOG);
     const out = join(dir, "0007_archiver_request_log.sql");
