@@ -1,5 +1,5 @@
 /**
- * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0] [--alloc-ms 0] [--wide N]`: what holds each
+ * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0] [--alloc-ms 0] [--alloc-from S] [--wide N]`: what holds each
  * consumer's JavaScript heap. On a fresh local stack, archives and then
  * cleans one seeded day; while each consumer works it samples the isolate's
  * used heap about every 100 ms and, from `--at` seconds in, takes a few heap
@@ -12,7 +12,9 @@
  * sampled for that long and their busiest functions printed. Locally they all
  * run on one workerd thread: a profile's "(program)" and "(idle)" include the
  * time the thread spent in the other isolates. With `--alloc-ms`, what each
- * consumer allocates for that long, garbage included, summed by function.
+ * consumer allocates for that long, garbage included, summed by function
+ * and by call path. With `--alloc-from S`, the same from S seconds into each
+ * phase to its end (where a peak at the end comes from).
  *
  * With `--max-heap-mb N`, workerd runs every isolate with V8's old space
  * limited to N MiB (`--max-old-space-size`, through miniflare's
@@ -29,6 +31,7 @@ import { admin, archiveStatus, cliArgs, localD1File, ROOT, sleep } from "./lib.t
 import { seedInWorker } from "./seed.ts";
 import { SEEDED_COLUMNS, widen } from "./widen.ts";
 import {
+  type AllocationSummary,
   allocationProfileSummary,
   cpuProfileSummary,
   findInspectorPort,
@@ -36,6 +39,8 @@ import {
   heapSnapshotSummary,
   limitIsolateHeaps,
   openInspector,
+  startAllocationSampling,
+  stopAllocationSampling,
 } from "./worker-heap.ts";
 import { workerdPids } from "./workerd-processes.ts";
 
@@ -52,6 +57,7 @@ async function profile(
   atSeconds: number,
   cpuMs: number,
   allocMs: number,
+  allocFrom: number | null,
 ): Promise<{ report: string; series: string }> {
   let session = await openInspector(port, worker);
   let used = 0;
@@ -87,14 +93,16 @@ async function profile(
       return null;
     });
     if (allocated) {
-      console.log(`${worker}: allocated over ${allocMs} ms, garbage included: ${mib(allocated.totalBytes)} MiB`);
-      for (const f of allocated.functions.slice(0, 20)) console.log(`${mib(f.bytes).padStart(7)} MiB  ${f.name}`);
+      console.log(allocationReport(`${worker}: allocated over ${allocMs} ms`, allocated));
     }
   }
   const started = Date.now();
   /** Seconds into the phase and the used heap then: where the peak came, for the artifact. */
   const series: string[] = [];
   let peakAt = 0;
+  /** --alloc-from: the allocation profile's state, from its start to the phase's end. */
+  let sampling: "no" | "yes" | "lost" = "no";
+  let samplingFrom = 0;
   while (!(await done())) {
     // Under load workerd sometimes leaves a sample unanswered, and at times a session answers nothing
     // more: the sample is counted and skipped, and the session opened again (as sampleHeaps does).
@@ -105,9 +113,15 @@ async function profile(
       unanswered++;
       session.close();
       session = await openInspector(port, worker);
+      if (sampling === "yes") sampling = "lost";
       continue;
     }
     const seconds = (Date.now() - started) / 1000;
+    if (allocFrom !== null && sampling === "no" && seconds >= allocFrom) {
+      await startAllocationSampling(session);
+      sampling = "yes";
+      samplingFrom = seconds;
+    }
     series.push(`${seconds.toFixed(1)} ${mib(usage.usedSize)}`);
     if (usage.usedSize > used) peakAt = seconds;
     used = Math.max(used, usage.usedSize);
@@ -122,13 +136,26 @@ async function profile(
     }
     await sleep(100);
   }
-  session.close();
   const phase = (Date.now() - started) / 1000;
+  let allocatedAtEnd = "";
+  if (sampling === "yes") {
+    const allocated = await stopAllocationSampling(session).catch((error: Error) => {
+      console.log(`(no allocation profile: ${error.message})`);
+      return null;
+    });
+    if (allocated) {
+      const label = `${worker}: allocated from ${samplingFrom.toFixed(1)} s to the phase's end (${phase.toFixed(1)} s)`;
+      allocatedAtEnd = allocationReport(label, allocated);
+    }
+  } else if (sampling === "lost") allocatedAtEnd = "(allocation profile lost: the inspector session was reopened)";
+  else if (allocFrom !== null) allocatedAtEnd = `(the phase ended before --alloc-from ${allocFrom} s)`;
+  session.close();
   const lines = [
     `${worker}: peak used heap ${mib(used)} MiB (garbage included) at ${peakAt.toFixed(1)} s of ${phase.toFixed(1)} s, ` +
       `peak ArrayBuffer backing stores ${mib(backing)} MiB` +
       (unanswered ? ` (${unanswered} samples unanswered)` : ""),
   ];
+  if (allocatedAtEnd) lines.push(allocatedAtEnd);
   if (!largest) lines.push("(finished before the first snapshot)");
   else {
     lines.push(
@@ -142,6 +169,16 @@ async function profile(
   return { report: lines.join("\n"), series: `${worker}: used heap over the phase (s MiB): ${series.join(", ")}` };
 }
 
+/** An allocation profile's largest functions, then its largest call paths (the allocating function first). */
+function allocationReport(label: string, allocated: AllocationSummary): string {
+  return [
+    `${label}, garbage included: ${mib(allocated.totalBytes)} MiB`,
+    ...allocated.functions.slice(0, 20).map((f) => `${mib(f.bytes).padStart(7)} MiB  ${f.name}`),
+    "by call path:",
+    ...allocated.paths.slice(0, 15).map((f) => `${mib(f.bytes).padStart(7)} MiB  ${f.name}`),
+  ].join("\n");
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: cliArgs(),
@@ -150,6 +187,7 @@ async function main(): Promise<void> {
       at: { type: "string", default: "3" },
       "cpu-ms": { type: "string", default: "0" },
       "alloc-ms": { type: "string", default: "0" },
+      "alloc-from": { type: "string" },
       "max-heap-mb": { type: "string" },
       wide: { type: "string" },
     },
@@ -162,6 +200,9 @@ async function main(): Promise<void> {
   const at = Number(values.at);
   const cpuMs = Number(values["cpu-ms"]);
   const allocMs = Number(values["alloc-ms"]);
+  const allocFrom = values["alloc-from"] === undefined ? null : Number(values["alloc-from"]);
+  if (allocFrom !== null && !(allocFrom >= 0))
+    throw new Error(`--alloc-from must be seconds, got ${values["alloc-from"]}`);
   if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows must be a positive integer, got ${values.rows}`);
   if (!(at >= 0)) throw new Error(`--at must be seconds, got ${values.at}`);
   if (values["max-heap-mb"] !== undefined) {
@@ -197,6 +238,7 @@ async function main(): Promise<void> {
         at,
         cpuMs,
         allocMs,
+        allocFrom,
       );
       console.log(report);
       reports.push(report, series);

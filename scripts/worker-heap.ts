@@ -296,40 +296,56 @@ export async function cpuProfileSummary(
   return { totalMs, functions };
 }
 
+/** What an allocation profile found: bytes by allocating function, and by its call path (callers after "<"). */
+export interface AllocationSummary {
+  totalBytes: number;
+  functions: { name: string; bytes: number }[];
+  paths: { name: string; bytes: number }[];
+}
+
 /**
- * What the isolate allocates over `ms` milliseconds, garbage included (V8's
- * sampling heap profiler, one sample per `intervalBytes` allocated, objects
- * that young and old collections freed counted too), summed by allocating
- * function, largest first. This shows what makes V8 collect and enlarge its
- * young generation, which a snapshot (live objects only) does not.
+ * Starts V8's sampling heap profiler: one sample per `intervalBytes`
+ * allocated, objects that young and old collections freed counted too, so
+ * `stopAllocationSampling` shows what makes V8 collect and enlarge its young
+ * generation, which a snapshot (live objects only) does not.
  */
-export async function allocationProfileSummary(
-  session: InspectorSession,
-  ms: number,
-  intervalBytes = 16 * 1024,
-): Promise<{ totalBytes: number; functions: { name: string; bytes: number }[] }> {
-  interface Node {
-    callFrame: { functionName: string; url: string; lineNumber: number };
-    selfSize: number;
-    children: Node[];
-  }
+export async function startAllocationSampling(session: InspectorSession, intervalBytes = 16 * 1024): Promise<void> {
   await session.send("HeapProfiler.enable");
   await session.send("HeapProfiler.startSampling", {
     samplingInterval: intervalBytes,
     includeObjectsCollectedByMajorGC: true,
     includeObjectsCollectedByMinorGC: true,
   });
-  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Stops the sampling `startAllocationSampling` started and sums it, largest first. */
+export async function stopAllocationSampling(session: InspectorSession, pathDepth = 4): Promise<AllocationSummary> {
+  interface Node {
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    selfSize: number;
+    children: Node[];
+  }
   const { profile } = await session.send<{ profile: { head: Node } }>("HeapProfiler.stopSampling");
   const bytes = new Map<string, number>();
+  const paths = new Map<string, number>();
   let totalBytes = 0;
-  const visit = (node: Node) => {
+  const visit = (node: Node, callers: string[]) => {
     const name = frameName(node.callFrame);
     bytes.set(name, (bytes.get(name) ?? 0) + node.selfSize);
+    const path = [name, ...callers.slice(0, pathDepth - 1)].join(" < ");
+    if (node.selfSize > 0) paths.set(path, (paths.get(path) ?? 0) + node.selfSize);
     totalBytes += node.selfSize;
-    for (const child of node.children) visit(child);
+    for (const child of node.children) visit(child, [name, ...callers]);
   };
-  visit(profile.head);
-  const functions = [...bytes.entries()].map(([name, n]) => ({ name, bytes: n })).sort((a, b) => b.bytes - a.bytes);
-  return { totalBytes, functions };
+  visit(profile.head, []);
+  const largest = (m: Map<string, number>) =>
+    [...m.entries()].map(([name, n]) => ({ name, bytes: n })).sort((a, b) => b.bytes - a.bytes);
+  return { totalBytes, functions: largest(bytes), paths: largest(paths) };
+}
+
+/** What the isolate allocates over `ms` milliseconds, garbage included (see startAllocationSampling). */
+export async function allocationProfileSummary(session: InspectorSession, ms: number): Promise<AllocationSummary> {
+  await startAllocationSampling(session);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return stopAllocationSampling(session);
 }
