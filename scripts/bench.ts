@@ -744,6 +744,7 @@ async function benchStatsCost(
       if (triggered.status !== 202) throw new Error(`trigger-archive answered ${triggered.status}`);
       const run = await until("archived");
       const archiveMs = Date.parse(run.timings.archivedAt ?? "") - Date.parse(run.timings.createdAt);
+      console.log(`[${rows}, ${name}] archived in ${sec(archiveMs)} s`);
       const answer = await admin("GET", `/admin/stats?from=${DATE}&to=${DATE}`);
       const body = answer.json as { days?: { requests: number; pathsExact: boolean }[]; rows?: unknown[] };
       const day = body.days?.[0];
