@@ -1,5 +1,5 @@
 /**
- * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0] [--alloc-ms 0] [--alloc-from S] [--wide N]`: what holds each
+ * `pnpm heap-profile -- [--rows 1000000] [--at 3] [--cpu-ms 0] [--alloc-ms 0] [--alloc-from S] [--wide N] [--trace-gc]`: what holds each
  * consumer's JavaScript heap. On a fresh local stack, archives and then
  * cleans one seeded day; while each consumer works it samples the isolate's
  * used heap about every 100 ms and, from `--at` seconds in, takes a few heap
@@ -22,16 +22,25 @@
  * local runtime none, so this is how a consumer's heap is shown to fit a
  * limit, garbage and all. An isolate over it dies (V8's "heap out of
  * memory"), and the day is not archived or cleaned.
+ *
+ * With `--trace-gc`, V8 prints every collection of every isolate (its
+ * `--trace-gc`); the lines go to .artifacts/heap/gc-<rows>.log and each busy
+ * isolate's count, span and heap before and after collections is printed
+ * (gc-trace.ts). The trace names isolates by address, not worker: match them
+ * by span against the phases' durations. What full collections leave is the
+ * live heap; the sampled peaks above add the garbage V8 lets pile up.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { withFreshStack } from "./dev.ts";
+import { parseGcTrace, summarizeGcTrace } from "./gc-trace.ts";
 import { admin, archiveStatus, cliArgs, localD1File, ROOT, sleep } from "./lib.ts";
 import { seedInWorker } from "./seed.ts";
 import { SEEDED_COLUMNS, widen } from "./widen.ts";
 import {
   type AllocationSummary,
+  addIsolateV8Flags,
   allocationProfileSummary,
   cpuProfileSummary,
   findInspectorPort,
@@ -190,6 +199,7 @@ async function main(): Promise<void> {
       "alloc-from": { type: "string" },
       "max-heap-mb": { type: "string" },
       wide: { type: "string" },
+      "trace-gc": { type: "boolean", default: false },
     },
   });
   // --wide N: the seeded table widened to N columns (as `pnpm bench --wide N`).
@@ -211,6 +221,7 @@ async function main(): Promise<void> {
     limitIsolateHeaps(mb);
     console.log(`every isolate's V8 old space limited to ${mb} MiB`);
   }
+  if (values["trace-gc"]) addIsolateV8Flags("--trace-gc");
   await withFreshStack("heap-profile-state", async (stack, stateDir) => {
     console.log(`seeding ${rows} rows ...`);
     await seedInWorker(DATE, rows, localD1File(stateDir));
@@ -248,6 +259,19 @@ async function main(): Promise<void> {
     const name = `heap-${rows}${wide === null ? "" : `x${wide}`}.txt`;
     writeFileSync(join(dir, name), `${reports.join("\n\n")}\n`);
     console.log(`written to .artifacts/heap/${name}`);
+    if (values["trace-gc"]) {
+      const collections = parseGcTrace(stack.log());
+      const gcName = `gc-${rows}${wide === null ? "" : `x${wide}`}.log`;
+      writeFileSync(join(dir, gcName), collections.map((c) => JSON.stringify(c)).join("\n"));
+      console.log(
+        `V8's collections per isolate (used heap MiB before any / after full ones; written to .artifacts/heap/${gcName}):`,
+      );
+      for (const s of summarizeGcTrace(collections).filter((s) => s.scavenges + s.full >= 20)) {
+        console.log(
+          `  ${s.isolate}: ${s.fromMs}-${s.toMs} ms, ${s.scavenges} scavenges, ${s.full} full; before at most ${s.maxBeforeMib}, after full at most ${s.maxAfterFullMib}`,
+        );
+      }
+    }
   });
 }
 

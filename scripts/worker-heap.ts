@@ -28,6 +28,15 @@ export function limitIsolateHeaps(mib: number, semiSpaceMib?: number): () => voi
   };
 }
 
+/**
+ * Adds V8 flags for every stack started from now on (after
+ * limitIsolateHeaps, which sets the variable anew), e.g. `--trace-gc`:
+ * V8 then prints a line per collection to workerd's output.
+ */
+export function addIsolateV8Flags(flags: string): void {
+  process.env[V8_FLAGS] = `${process.env[V8_FLAGS] ?? ""} ${flags}`.trim();
+}
+
 /** TCP ports that `pids` listen on, from /proc (no ss or lsof needed). */
 function listeningPorts(pids: number[]): number[] {
   const inodes = new Set<string>();
