@@ -222,7 +222,11 @@ async function main(): Promise<void> {
     console.log(`every isolate's V8 old space limited to ${mb} MiB`);
   }
   if (values["trace-gc"]) addIsolateV8Flags("--trace-gc");
+  const dir = join(ROOT, ".artifacts", "heap");
+  const tag = `${rows}${wide === null ? "" : `x${wide}`}`;
+  let stackLog = () => "";
   await withFreshStack("heap-profile-state", async (stack, stateDir) => {
+    stackLog = stack.log;
     console.log(`seeding ${rows} rows ...`);
     await seedInWorker(DATE, rows, localD1File(stateDir));
     if (wide !== null) {
@@ -254,25 +258,25 @@ async function main(): Promise<void> {
       console.log(report);
       reports.push(report, series);
     }
-    const dir = join(ROOT, ".artifacts", "heap");
     mkdirSync(dir, { recursive: true });
-    const name = `heap-${rows}${wide === null ? "" : `x${wide}`}.txt`;
+    const name = `heap-${tag}.txt`;
     writeFileSync(join(dir, name), `${reports.join("\n\n")}\n`);
     console.log(`written to .artifacts/heap/${name}`);
-    if (values["trace-gc"]) {
-      const collections = parseGcTrace(stack.log());
-      const gcName = `gc-${rows}${wide === null ? "" : `x${wide}`}.log`;
-      writeFileSync(join(dir, gcName), collections.map((c) => JSON.stringify(c)).join("\n"));
-      console.log(
-        `V8's collections per isolate (used heap MiB before any / after full ones; written to .artifacts/heap/${gcName}):`,
-      );
-      for (const s of summarizeGcTrace(collections).filter((s) => s.scavenges + s.full >= 20)) {
-        console.log(
-          `  ${s.isolate}: ${s.fromMs}-${s.toMs} ms, ${s.scavenges} scavenges, ${s.full} full; before at most ${s.maxBeforeMib}, after full at most ${s.maxAfterFullMib}`,
-        );
-      }
-    }
   });
+  // Read once the stack has stopped: workerd's output arrives in blocks, so the last collections come late.
+  if (values["trace-gc"]) {
+    const collections = parseGcTrace(stackLog());
+    const gcName = `gc-${tag}.log`;
+    writeFileSync(join(dir, gcName), collections.map((c) => JSON.stringify(c)).join("\n"));
+    console.log(
+      `V8's collections per isolate (used heap MiB before any / after full ones; written to .artifacts/heap/${gcName}):`,
+    );
+    for (const s of summarizeGcTrace(collections).filter((s) => s.scavenges + s.full >= 20)) {
+      console.log(
+        `  ${s.isolate}: ${s.fromMs}-${s.toMs} ms, ${s.scavenges} scavenges, ${s.full} full; before at most ${s.maxBeforeMib}, after full at most ${s.maxAfterFullMib}`,
+      );
+    }
+  }
 }
 
 main().catch((error) => {
